@@ -1,0 +1,65 @@
+"""Token Reduction Explorer: see what token reduction does inside a video transformer.
+
+Run with: streamlit run app.py
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.errors import USER_ERRORS
+from explorer.ui import cached, sidebar, views
+
+
+def main() -> None:
+    st.set_page_config(page_title="Token Reduction Explorer", page_icon="🎞️", layout="wide")
+    st.title("Token Reduction Explorer")
+    st.caption("Load a video, pick a video transformer and a token reducer, and see layer by layer "
+               "which tokens the model gets, what it costs, and how the prediction changes.")
+    with st.sidebar:
+        choice = sidebar.video_ui()
+        sampling = sidebar.sampling_ui()
+        model_choice = sidebar.model_ui()
+        reducer, params = sidebar.reducer_ui()
+    if choice is None:
+        st.info("Choose a video in the sidebar: a bundled sample, an upload, or a path on this machine.")
+        return
+    try:
+        with st.spinner(f"Decoding {choice.name}…"):
+            clip = cached.clip(choice.key, choice.source, choice.name, sampling.frames, sampling.stride,
+                               sampling.start, sampling.size)
+        with st.spinner("Building the model…"):
+            model, report = cached.model(model_choice.size, model_choice.weights, clip.num_frames, sampling.size,
+                                         model_choice.device)
+        model_key = (report.source if report else f"ViT-{model_choice.size}", model_choice.weights,
+                     clip.num_frames, sampling.size)
+        labels = report.labels if report else None
+        run = dict(clip_key=choice.key + repr(sampling), _clip=clip, model_key=model_key, _model=model,
+                   labels=labels, device=model_choice.device, timing_runs=model_choice.timing_runs)
+        with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
+            dense = cached.trace(reducer="none", params=(), **run)
+        with st.spinner(f"Running with {reducer}…"):
+            trace = cached.trace(reducer=reducer, params=tuple(sorted(params.items())), **run)
+    except USER_ERRORS as error:
+        st.error(str(error))
+        return
+
+    st.caption(views.clip_caption(clip))
+    if report:
+        st.caption(report.summary())
+    else:
+        st.warning(f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
+                   "and times are real; predictions mean nothing until you load a checkpoint.")
+    views.numbers_view(trace, dense)
+    main_col, side_col = st.columns([3, 1])
+    with main_col:
+        image, layer = views.token_view(clip, trace)
+    with side_col:
+        views.explanation_view(reducer, trace)
+    views.charts_view(trace, dense, layer)
+    st.subheader("Prediction: dense vs reduced")
+    views.prediction_view(trace, dense, untrained=report is None)
+    st.subheader("Export")
+    views.export_view(trace, image, layer)
+
+
+main()

@@ -1,0 +1,101 @@
+"""Command line: python -m explorer analyze | reducers | samples."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from models.reducers import REDUCERS, ParameterError, make_reducer
+from models.video_vit import SIZES
+
+from .analyze import ModelSpec, analyze, build_model
+from .errors import USER_ERRORS
+from .video import SAMPLES, load_clip, sample_path
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"--set takes key=value, got {pair!r}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def resolve_video(video: str) -> Path:
+    """A path, or sample:NAME for a bundled sample (NAME is its file name without .mp4)."""
+    if video.startswith("sample:"):
+        stem = video[len("sample:"):]
+        for name, file in SAMPLES.items():
+            if Path(file).stem == stem:
+                return sample_path(name)
+        stems = ", ".join(Path(f).stem for f in SAMPLES.values())
+        raise ParameterError(f"no bundled sample {stem!r} (samples: {stems})")
+    return Path(video)
+
+
+def run_analyze(args: argparse.Namespace) -> None:
+    reducer = make_reducer(args.reducer, **parse_settings(args.set))
+    source = resolve_video(args.video)
+    clip = load_clip(source, frames=args.frames, stride=args.stride, start=args.start, size=args.size)
+    spec = ModelSpec(size=args.model, weights=args.weights)
+    model, report = build_model(spec, clip.num_frames, args.size)
+    if report:
+        print(report.summary(), file=sys.stderr)
+    trace = analyze(clip, model, reducer, device=args.device, labels=report.labels if report else None,
+                    model_name=spec.describe(), timing_runs=args.runs)
+    out = trace.save(args.out)
+    kept, total = trace.tokens_per_layer[0], trace.input_tokens
+    saved = 1 - trace.flops.sum() / trace.dense_flops.sum()
+    print(f"{clip.source}: {reducer} kept {kept} of {total} tokens ({kept / total:.0%}), "
+          f"{trace.flops.sum() / 1e9:.1f} GFLOPs ({saved:.0%} saved), forward {trace.seconds['forward'] * 1e3:.0f} ms "
+          f"on {trace.meta['device']}")
+    for row in trace.top_k(5):
+        print(f"  {row['probability']:6.1%}  {row['label']}")
+    print(f"wrote {out / 'summary.json'} and {out / 'trace.npz'}")
+
+
+def run_reducers(args: argparse.Namespace) -> None:
+    for name, cls in REDUCERS.items():
+        print(f"{name}: {cls.title}")
+        for p in cls.params:
+            bounds = f" [{p.low:g}, {p.high:g}]" if p.low is not None else ""
+            print(f"    {p.name}={p.default}{bounds}  {p.help}")
+
+
+def run_samples(args: argparse.Namespace) -> None:
+    for name, file in SAMPLES.items():
+        print(f"sample:{Path(file).stem}  {name}  ({sample_path(name)})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m explorer", description="See what token reduction does inside video transformers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    a = commands.add_parser("analyze", help="run one clip through a model and reducer; write the trace")
+    a.add_argument("video", help="a video file, or sample:NAME for a bundled sample (see `samples`)")
+    a.add_argument("--model", default="small", choices=list(SIZES), help="model size when no weights are given")
+    a.add_argument("--weights", help="checkpoint file or Hugging Face folder (VideoMAE or explorer safetensors)")
+    a.add_argument("--reducer", default="rlt", help="reducer name (see `reducers`)")
+    a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="reducer parameter, repeatable")
+    a.add_argument("--frames", type=int, default=16)
+    a.add_argument("--stride", type=int, default=4, help="take every S-th source frame")
+    a.add_argument("--start", type=float, default=0.0, help="start time in seconds")
+    a.add_argument("--size", type=int, default=224, help="shorter side resized to this, then centre-cropped")
+    a.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
+    a.add_argument("--out", required=True, help="directory for summary.json and trace.npz")
+    a.set_defaults(run=run_analyze)
+    commands.add_parser("reducers", help="list reducers and their parameters").set_defaults(run=run_reducers)
+    commands.add_parser("samples", help="list bundled sample videos").set_defaults(run=run_samples)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

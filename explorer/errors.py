@@ -1,0 +1,9 @@
+"""Errors a user can cause and fix: the CLI prints them as one line, the app as st.error."""
+from models.reducers import ParameterError
+from models.weights import CheckpointError
+
+from .video import VideoError
+
+USER_ERRORS = (VideoError, CheckpointError, ParameterError)
+
+__all__ = ["USER_ERRORS", "CheckpointError", "ParameterError", "VideoError"]

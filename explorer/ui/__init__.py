@@ -1,0 +1,1 @@
+"""Streamlit pieces: sidebar widgets that return plain values, cached loaders, views."""

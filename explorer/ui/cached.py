@@ -1,0 +1,35 @@
+"""Cached steps, so that moving the layer or changing the overlay never reruns the model.
+
+Clips and traces are data (st.cache_data, bounded); models are shared resources
+(st.cache_resource, bounded). Arguments with a leading underscore are not hashed: the
+key next to them stands for them.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from models.reducers import make_reducer
+from models.video_vit import VideoViT
+from models.weights import LoadReport
+
+from ..analyze import ModelSpec, analyze, build_model, resolve_device
+from ..trace import Trace
+from ..video import Clip, load_clip
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def clip(key: str, _source: str | bytes, name: str, frames: int, stride: int, start: float, size: int) -> Clip:
+    return load_clip(_source, frames=frames, stride=stride, start=start, size=size, name=name)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def model(size: str, weights: str | None, num_frames: int, img_size: int, device: str) -> tuple[VideoViT, LoadReport | None]:
+    network, report = build_model(ModelSpec(size=size, weights=weights), num_frames, img_size)
+    return network.to(resolve_device(device)), report
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def trace(clip_key: str, _clip: Clip, model_key: tuple, _model: VideoViT, labels: list[str] | None,
+          reducer: str, params: tuple[tuple[str, object], ...], device: str, timing_runs: int) -> Trace:
+    return analyze(_clip, _model, make_reducer(reducer, **dict(params)), device=device, labels=labels,
+                   model_name=str(model_key[0]), timing_runs=timing_runs)

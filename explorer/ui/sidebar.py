@@ -1,0 +1,105 @@
+"""Sidebar widgets. Each *_ui() draws its widgets and returns plain values."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from models.reducers import REDUCERS, Param
+from models.video_vit import SIZES
+
+from ..video import SAMPLES, sample_path
+
+UPLOAD_TYPES = ["mp4", "webm", "mov", "mkv", "avi"]
+
+
+@dataclass(frozen=True)
+class VideoChoice:
+    key: str  # stands for the source in cache keys
+    source: str | bytes  # a path or an upload's bytes
+    name: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    frames: int
+    stride: int
+    start: float
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    size: str
+    weights: str | None
+    device: str
+    timing_runs: int
+
+
+def video_ui() -> VideoChoice | None:
+    st.subheader("Video")
+    kind = st.radio("Source", ["Sample", "Upload", "Local path"], horizontal=True, key="source")
+    if kind == "Sample":
+        name = st.selectbox("Sample", list(SAMPLES), key="sample")
+        st.caption("Samples are credited in assets/samples/CREDITS.md. Big Buck Bunny: (c) 2008 Blender "
+                   "Foundation, www.bigbuckbunny.org, CC BY 3.0.")
+        path = sample_path(name)
+        return VideoChoice(key=f"sample:{path}", source=str(path), name=name)
+    if kind == "Upload":
+        upload = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload")
+        if upload is None:
+            return None
+        return VideoChoice(key=f"upload:{upload.file_id}", source=upload.getvalue(), name=upload.name)
+    text = st.text_input("Path on this machine", key="path", placeholder="/videos/clip.mp4").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    stamp = f"{path.stat().st_mtime_ns}:{path.stat().st_size}" if path.is_file() else "missing"
+    return VideoChoice(key=f"path:{path}:{stamp}", source=str(path), name=path.name)
+
+
+def sampling_ui() -> Sampling:
+    with st.expander("Sampling", expanded=False):
+        frames = st.select_slider("Frames", options=list(range(2, 33, 2)), value=16, key="frames",
+                                  help="Frames fed to the model; a tubelet is 2 frames.")
+        stride = st.number_input("Temporal stride", min_value=1, max_value=64, value=4, step=1, key="stride",
+                                 help="Take every S-th frame of the source.")
+        start = st.number_input("Start (s)", min_value=0.0, value=0.0, step=0.5, key="start")
+        size = st.select_slider("Input size (px)", options=[112, 160, 224, 288], value=224, key="size",
+                                help="Shorter side resized to this, then centre-cropped.")
+    return Sampling(int(frames), int(stride), float(start), int(size))
+
+
+def model_ui() -> ModelChoice:
+    st.subheader("Model")
+    size = st.selectbox("Size", list(SIZES), index=list(SIZES).index("small"), key="model_size",
+                        format_func=lambda s: f"ViT-{s} ({SIZES[s].embed_dim}-d, {SIZES[s].depth} blocks)",
+                        help="Used when no weights are given.")
+    weights = st.text_input("Weights (optional)", key="weights", placeholder="checkpoint.pth or a Hugging Face folder",
+                            help="VideoMAE checkpoints (official .pth, or a folder with config.json and "
+                                 "model.safetensors) or explorer safetensors. Loaded without running code.").strip()
+    device = st.radio("Device", ["auto", "cpu", "cuda"], horizontal=True, key="device")
+    runs = st.number_input("Timed runs", min_value=1, max_value=10, value=1, key="timing_runs",
+                           help="Forward passes timed; the median is shown.")
+    return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs))
+
+
+def reducer_ui() -> tuple[str, dict]:
+    st.subheader("Token reducer")
+    names = list(REDUCERS)
+    name = st.selectbox("Reducer", names, index=names.index("rlt"), key="reducer",
+                        format_func=lambda n: REDUCERS[n].title)
+    return name, {p.name: param_widget(name, p) for p in REDUCERS[name].params}
+
+
+def param_widget(reducer: str, p: Param):
+    key = f"param.{reducer}.{p.name}"
+    if p.kind is bool:
+        return st.checkbox(p.name, value=p.default, help=p.help, key=key)
+    if p.kind is int:
+        return st.number_input(p.name, min_value=int(p.low), max_value=int(p.high), value=p.default, step=1,
+                               help=p.help, key=key)
+    return st.slider(p.name, min_value=float(p.low), max_value=float(p.high), value=float(p.default),
+                     step=float(p.step or 0.01), help=p.help, key=key)

@@ -1,0 +1,19 @@
+"""The registry of token reducers: the sidebar, the CLI and the benchmark list them from here."""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import InputSelection, Param, ParameterError, Reducer
+from .rlt import RLT
+from .simple import Dense, RandomDrop
+
+REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop)}
+
+
+def make_reducer(name: str, **params: Any) -> Reducer:
+    if name not in REDUCERS:
+        raise ParameterError(f"unknown reducer {name!r} (choose from: {', '.join(REDUCERS)})")
+    return REDUCERS[name](**params)
+
+
+__all__ = ["REDUCERS", "InputSelection", "Param", "ParameterError", "Reducer", "make_reducer"]

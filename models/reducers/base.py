@@ -1,0 +1,114 @@
+"""What every token reducer shares: declared parameters and the selection it returns.
+
+A reducer that acts before the blocks (RLT, random drop, masking) looks at the
+normalized clip and returns an `InputSelection`: which tubelets enter the model and
+which entering token stands for every cell of the T' x H' x W' grid. The explorer turns
+that into a trace; views never see the reducer itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+
+class ParameterError(ValueError):
+    """A reducer parameter is unknown or out of range; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One reducer parameter: its default fixes its type; low/high bound numbers."""
+
+    name: str
+    default: bool | int | float
+    help: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def parse(self, value: Any) -> bool | int | float:
+        """Check and convert a value (a Python value or a CLI string) to this parameter's type."""
+        kind = self.kind
+        try:
+            if kind is bool:
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                        raise ValueError
+                    value = value.lower() in ("true", "1", "yes", "on")
+                return bool(value)
+            number = kind(float(value)) if kind is int and not isinstance(value, bool) else kind(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{self.name} must be {'true or false' if kind is bool else 'a number'}, got {value!r}")
+        if kind is int and float(value) != number:
+            raise ParameterError(f"{self.name} must be a whole number, got {value!r}")
+        if not np.isfinite(number) or (self.low is not None and number < self.low) or (
+                self.high is not None and number > self.high):
+            raise ParameterError(f"{self.name} must be between {self.low} and {self.high}, got {value!r}")
+        return number
+
+
+@dataclass
+class InputSelection:
+    """The tokens a pre-model reducer lets in.
+
+    keep: (K,) flat (t, h, w) indices, ascending, of the tubelets that enter the model.
+    owner: (T', H', W') index into `keep` of the token that stands for each cell; -1 where none does.
+    values: per-token numbers, each (K,) (e.g. "run_length").
+    lengths: (K,) run lengths for a model with a learned length embedding, else None.
+    """
+
+    keep: np.ndarray
+    owner: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    lengths: np.ndarray | None = None
+
+
+class Reducer:
+    """Base class: subclasses declare `name`, `title`, `explanation`, `params` and `select`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    explanation: ClassVar[str]  # markdown shown beside the view
+    departures: ClassVar[str] = ""  # where the explorer departs from the paper, said in UI and docs
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, **values: Any):
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise ParameterError(f"unknown parameter {unknown[0]!r} for reducer {self.name!r} (its parameters: {names})")
+        self.values = {name: p.parse(values.get(name, p.default)) for name, p in known.items()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.values.items())
+        return f"{self.name}({args})"
+
+    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
+        """video: (3, T, H, W) ImageNet-normalized float; grid: (T', H', W')."""
+        raise NotImplementedError
+
+
+def selection_from_mask(kept: np.ndarray, values: dict[str, np.ndarray] | None = None,
+                        fill_runs: bool = False) -> InputSelection:
+    """Build a selection from a boolean (T', H', W') mask of kept cells.
+
+    With fill_runs, a dropped cell belongs to the most recent kept token at the same
+    spatial position (RLT's runs); otherwise it has no token.
+    """
+    flat_ids = np.full(kept.shape, -1, dtype=np.int64)
+    keep = np.flatnonzero(kept)
+    flat_ids.reshape(-1)[keep] = np.arange(keep.size)
+    owner = flat_ids.copy()
+    if fill_runs:
+        for t in range(1, kept.shape[0]):
+            owner[t] = np.where(kept[t], flat_ids[t], owner[t - 1])
+    per_token = {name: cell_values.reshape(-1)[keep] for name, cell_values in (values or {}).items()}
+    return InputSelection(keep=keep, owner=owner.astype(np.int32), values=per_token)

@@ -1,0 +1,44 @@
+"""Reference points for other reducers: every token (dense) and random dropping."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import InputSelection, Param, Reducer, selection_from_mask
+from .rlt import rlt_mask, tubelet_distances
+
+
+class Dense(Reducer):
+    name = "none"
+    title = "None (dense)"
+    explanation = "Every tubelet of the clip becomes a token and every token goes through every block."
+
+    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
+        return selection_from_mask(np.ones(grid, dtype=bool))
+
+
+class RandomDrop(Reducer):
+    name = "random"
+    title = "Random drop (baseline)"
+    explanation = (
+        "Drops tokens uniformly at random, blind to content: the baseline that shows what RLT's "
+        "choice is worth. By default it keeps exactly as many tokens as RLT would at the same tau, "
+        "so the two differ only in *which* tokens they keep. Dropped cells have no token at all."
+    )
+    params = (
+        Param("match_rlt", True, "Keep as many tokens as RLT keeps at tau (otherwise keep_ratio)."),
+        Param("tau", 0.1, "The RLT threshold whose token count is matched.", low=0.0, high=2.0, step=0.01),
+        Param("keep_ratio", 0.7, "Fraction of tokens kept when not matching RLT.", low=0.01, high=1.0, step=0.01),
+        Param("seed", 0, "Random seed: the same seed drops the same tokens.", low=0, high=2**31 - 1, step=1),
+    )
+
+    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
+        total = int(np.prod(grid))
+        if self.values["match_rlt"]:
+            count = int(rlt_mask(tubelet_distances(video, tubelet, patch), self.values["tau"]).sum())
+        else:
+            count = max(1, round(self.values["keep_ratio"] * total))
+        rng = np.random.default_rng(self.values["seed"])
+        kept = np.zeros(total, dtype=bool)
+        kept[rng.choice(total, size=count, replace=False)] = True
+        return selection_from_mask(kept.reshape(grid))
