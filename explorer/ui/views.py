@@ -45,8 +45,8 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
     layer = c1.slider("Layer", 0, trace.layers, 0, key="layer",
                       help="0 is the model's input; l is the sequence after block l.")
     style = c2.radio("Overlay", styles, format_func=STYLE_NAMES.get, horizontal=True, key="style")
-    every = c3.toggle("Every frame", key="every_frame", help="Show both frames of each tubelet.")
-    image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every)
+    every = c3.toggle("All frames", key="every_frame", help="Show both frames of each tubelet.")
+    image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4)
     st.image(image, width="stretch", caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
              + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."))
     if style == "value":

@@ -1,0 +1,96 @@
+"""The app driven by streamlit.testing: widgets, uploads and errors, no browser."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import explorer.ui.cached as cached
+from tests.conftest import write_video
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """A fresh app on the tiny model at 8 frames of 112 px, counting model runs."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    runs = []
+    real = cached.analyze
+
+    def counting(*args, **kwargs):
+        runs.append(args[2].name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cached, "analyze", counting)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["model_size"] = "tiny"
+    at.session_state["frames"] = 8
+    at.session_state["size"] = 112
+    at.runs = runs
+    return at.run()
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label.startswith(label))
+
+
+def test_default_run_shows_the_numbers_the_overlay_and_the_charts(app):
+    assert not app.exception and not app.error
+    assert metric(app, "Tokens into the model").endswith("/ 196")
+    assert "G" in metric(app, "FLOPs") and "ms" in metric(app, "Forward time")
+    assert app.get("image"), "the overlay image is drawn"
+    assert len(app.get("plotly_chart")) == 2
+    assert any("Untrained model" in w.value for w in app.warning)
+    assert any("run length" in m.value for m in app.markdown)
+    assert sorted(app.runs) == ["none", "rlt"]
+
+
+def test_moving_the_layer_or_the_overlay_never_reruns_the_model(app):
+    app.slider(key="layer").set_value(7).run()
+    app.radio(key="style").set_value("kept").run()
+    app.toggle(key="every_frame").set_value(True).run()
+    assert not app.exception
+    assert sorted(app.runs) == ["none", "rlt"]
+
+
+def test_changing_tau_changes_the_tokens(app):
+    before = metric(app, "Tokens into the model")
+    app.slider(key="param.rlt.tau").set_value(1.5).run()
+    after = metric(app, "Tokens into the model")
+    assert not app.exception and before != after
+    assert int(after.split("/")[0]) < int(before.split("/")[0])
+    assert app.runs.count("rlt") == 2 and app.runs.count("none") == 1
+
+
+def test_every_reducer_can_be_chosen(app):
+    for name in ("random", "none", "rlt"):
+        app.selectbox(key="reducer").set_value(name).run()
+        assert not app.exception and not app.error
+        app.slider(key="layer").set_value(3).run()
+        assert not app.exception
+
+
+def test_an_uploaded_video_is_analyzed(app, tmp_path):
+    frames = np.zeros((24, 96, 128, 3), dtype=np.uint8)
+    for i in range(24):
+        frames[i, 30:60, 4 * i:4 * i + 30] = 255
+    write_video(tmp_path / "clip.mp4", frames, fps=24)
+    app.radio(key="source").set_value("Upload").run()
+    app.file_uploader(key="upload").upload("clip.mp4", (tmp_path / "clip.mp4").read_bytes(), "video/mp4").run()
+    assert not app.exception and not app.error
+    assert any("clip.mp4" in c.value for c in app.caption)
+
+
+def test_a_bad_upload_and_a_bad_checkpoint_get_a_clear_message(app, tmp_path):
+    app.radio(key="source").set_value("Upload").run()
+    app.file_uploader(key="upload").upload("notes.mp4", b"this is not a video", "video/mp4").run()
+    assert not app.exception
+    assert app.error and "notes.mp4" in app.error[0].value
+    app.radio(key="source").set_value("Sample").run()
+    (tmp_path / "model.pth").write_text("not a checkpoint")
+    app.text_input(key="weights").input(str(tmp_path / "model.pth")).run()
+    assert not app.exception
+    assert app.error and "model.pth" in app.error[0].value
