@@ -40,6 +40,7 @@ class VideoViTConfig:
     patch: int = 16
     norm_eps: float = 1e-6
     fc_norm: bool = True  # mean pooling then LayerNorm (fine-tuned VideoMAE); else norm then pool
+    fc_norm_eps: float | None = None  # when it differs from norm_eps (Hugging Face VideoMAE: 1e-5)
     length_embed: bool = False  # RLT's learned run-length embedding
 
     @property
@@ -116,7 +117,7 @@ class VideoViT(nn.Module):
             for _ in range(cfg.depth)
         )
         self.norm = nn.Identity() if cfg.fc_norm else nn.LayerNorm(D, eps=cfg.norm_eps)
-        self.fc_norm = nn.LayerNorm(D, eps=cfg.norm_eps) if cfg.fc_norm else nn.Identity()
+        self.fc_norm = nn.LayerNorm(D, eps=cfg.fc_norm_eps or cfg.norm_eps) if cfg.fc_norm else nn.Identity()
         self.head = nn.Linear(D, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
 
     @property

@@ -1,0 +1,411 @@
+"""Load VideoMAE checkpoints into `VideoViT`, whatever form they come in, without running code.
+
+Files are read only with safetensors or `torch.load(weights_only=True)`. The format is
+picked from keys only that format has, then one filter function per foreign format
+renames the keys to ours with a flat table:
+
+- "explorer": our own .safetensors, config (and class names) in its metadata;
+- "videomae" / "videomae-pretrain": the official .pth files (weights under "model",
+  "module", "state_dict" or at top level; pre-training ones prefix encoder. / decoder.);
+- "huggingface" / "huggingface-pretrain": a transformers folder (config.json beside
+  model.safetensors or pytorch_model.bin), or one such weights file with config.json.
+
+Official files do not record the head count or the input size: heads come from the
+usual ViT width table (or the `num_heads` argument), the input is 16 x 224 x 224.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickletools
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .video_vit import VideoViT, VideoViTConfig
+
+HEADS_BY_WIDTH = {192: 3, 384: 6, 512: 8, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+OFFICIAL_NORM_EPS = 1e-6
+HF_FC_NORM_EPS = 1e-5  # transformers builds VideoMAE's fc_norm with LayerNorm's default eps
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token")  # dropped: we keep the encoder
+
+# Hugging Face names, after the "videomae." prefix, to ours. q/k/v go to separate
+# names first; `_fuse_qkv` then builds timm's fused qkv. Files on the Hub (and what
+# transformers 5 writes) name the biases q_bias / v_bias; its modules call them
+# query.bias / value.bias.
+HF_TOP = {
+    "embeddings.patch_embeddings.projection.": "patch_embed.proj.",
+    "layernorm.": "norm.",
+    "fc_norm.": "fc_norm.",
+    "classifier.": "head.",
+}
+HF_BLOCK = {
+    "attention.attention.query.weight": "attn.q.weight",
+    "attention.attention.key.weight": "attn.k.weight",
+    "attention.attention.value.weight": "attn.v.weight",
+    "attention.attention.query.bias": "attn.q_bias",
+    "attention.attention.value.bias": "attn.v_bias",
+    "attention.attention.q_bias": "attn.q_bias",
+    "attention.attention.v_bias": "attn.v_bias",
+    "attention.output.dense.": "attn.proj.",
+    "intermediate.dense.": "mlp.fc1.",
+    "output.dense.": "mlp.fc2.",
+    "layernorm_before.": "norm1.",
+    "layernorm_after.": "norm2.",
+}
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be loaded as a video ViT; the message names file, key and shapes."""
+
+
+@dataclass
+class LoadReport:
+    source: str
+    format: str  # "explorer" | "videomae" | "videomae-pretrain" | "huggingface" | "huggingface-pretrain"
+    config: VideoViTConfig
+    labels: list[str] | None
+    missing: list[str]  # our keys the checkpoint did not provide
+    unexpected: list[str]  # checkpoint keys (after renaming) we could not place
+    ignored: list[str]  # keys dropped on purpose (the pre-training decoder, mask token)
+
+    def summary(self) -> str:
+        c = self.config
+        head = f"{c.num_classes} classes" if c.num_classes else "no classifier head"
+        text = (f"{self.format} checkpoint {self.source}: ViT {c.embed_dim} wide, {c.depth} blocks, "
+                f"{c.num_heads} heads, tubelet {c.tubelet}x{c.patch}x{c.patch}, {head}")
+        notes = [f"{len(keys)} {what} keys" for what, keys in
+                 (("ignored pre-training", self.ignored), ("missing", self.missing),
+                  ("unexpected", self.unexpected)) if keys]
+        return text + ("; " + ", ".join(notes) if notes else "") + "."
+
+
+def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tuple[VideoViT, LoadReport]:
+    """Build a VideoViT from a checkpoint file or Hugging Face folder; eval mode, float32, CPU.
+
+    num_heads: attention heads, overriding the width table (official files do not say).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or folder")
+    weights_file = _hf_weights_file(path) if path.is_dir() else path
+    state, meta = _read_tensors(weights_file)
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DDP
+    labels, ignored = None, []
+    if "explorer_config" in meta:
+        fmt = "explorer"
+        cfg, labels = _explorer_config(meta, weights_file)
+    else:
+        fmt = _sniff(state, weights_file)
+        if fmt.startswith("huggingface"):
+            hf_config = _read_hf_config(weights_file.parent / "config.json")
+            state, ignored = _from_huggingface(state, qv_bias=hf_config.get("qv_bias", True))
+            cfg, labels = _config_from_hf(hf_config, state, weights_file)
+        else:
+            state, ignored = _from_videomae(state)
+            cfg = _infer_config(state, weights_file, num_heads)
+        _check_pooling(cfg, state, weights_file)
+    if num_heads is not None:
+        cfg = replace(cfg, num_heads=num_heads)
+    model, missing, unexpected = _build(cfg, state, weights_file)
+    report = LoadReport(str(path), fmt, cfg, labels, missing, unexpected, ignored)
+    return model, report
+
+
+def save_weights(model: VideoViT, path: str | os.PathLike, labels: list[str] | None = None) -> None:
+    """Write the explorer's format: our state dict as safetensors, config and labels in metadata."""
+    if labels is not None and len(labels) != model.cfg.num_classes:
+        raise ValueError(f"{len(labels)} labels for a model with {model.cfg.num_classes} classes")
+    meta = {"format": "pt", "explorer_config": json.dumps(model.cfg.to_dict())}
+    if labels is not None:
+        meta["labels"] = json.dumps(list(labels))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.fspath(path), metadata=meta)
+
+
+def download_videomae(repo_id: str, dest: str | os.PathLike) -> Path:
+    """Fetch config.json and the .safetensors weights of a Hub repo into `dest` (needs network)."""
+    from huggingface_hub import snapshot_download  # only here: the app runs offline otherwise
+
+    try:
+        folder = Path(snapshot_download(repo_id, local_dir=dest, allow_patterns=["config.json", "*.safetensors"]))
+    except ValueError as e:  # huggingface_hub's check of the id
+        raise CheckpointError(f"{repo_id!r} is not a Hugging Face repo id: {_first_line(e)}") from e
+    except OSError as e:  # its HTTP and offline errors are OSErrors
+        raise CheckpointError(f"could not download {repo_id} (offline, or no such repo?): {_first_line(e)}") from e
+    if not (folder / "config.json").exists() or not any(folder.glob("*.safetensors")):
+        raise CheckpointError(f"{repo_id} has no config.json and .safetensors weights to download")
+    return folder
+
+
+# --- reading files -----------------------------------------------------------------------
+
+def _hf_weights_file(folder: Path) -> Path:
+    if not (folder / "config.json").exists():
+        raise CheckpointError(f"{folder}: a model folder needs config.json (the Hugging Face layout)")
+    for name in HF_WEIGHT_FILES:
+        if (folder / name).exists():
+            return folder / name
+    raise CheckpointError(f"{folder}: no {' or '.join(HF_WEIGHT_FILES)} in the folder")
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The flat tensor dict in the file, and safetensors metadata ({} for pickled files)."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file")
+    if _looks_like_safetensors(path):
+        try:
+            with safe_open(path, "pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+        except SafetensorError as e:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+    return _unwrap(_torch_load(path), path), {}
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file starts with the 8-byte length of a JSON header that fits in the file."""
+    with open(path, "rb") as f:
+        start = f.read(9)
+    return (len(start) == 9 and start[8:9] == b"{"
+            and int.from_bytes(start[:8], "little") <= path.stat().st_size - 8)
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        # MAE-style training scripts store their argparse namespace beside the weights
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # on junk torch.load raises anything: EOFError, KeyError, UnpicklingError...
+        imports = re.findall(r"GLOBAL (\S+)", str(e)) or _pickle_imports(path)
+        if imports:
+            raise CheckpointError(f"{path}: refused: the file would run code when loaded "
+                                  f"(it imports {imports[0]})") from e
+        raise CheckpointError(f"{path}: not a checkpoint (neither safetensors nor a PyTorch file)") from e
+
+
+def _pickle_imports(path: Path) -> list[str]:
+    """What a well-formed raw pickle would import, found by decoding opcodes (nothing runs).
+
+    torch's weights-only unpickler stops at the framing of pickle protocol 4+ before it
+    reaches the import, so for those it cannot say why it refused.
+    """
+    imports, strings = [], []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name == "GLOBAL":
+                    imports.append(arg.replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    imports.append(".".join(strings[-2:]))
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except ValueError:  # not a (complete) pickle
+        return []
+    return imports
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict inside a training checkpoint (weights under "model", "module", ...)."""
+    if isinstance(obj, dict):
+        for key in ("model", "module", "state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(obj).__name__}, not a dict of tensors)")
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: not a checkpoint (no tensors among keys {_first_keys(obj)})")
+    return tensors
+
+
+def _read_hf_config(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"{path.parent}: Hugging Face weights need their config.json beside them")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable config ({e})") from e
+    if config.get("model_type") != "videomae":
+        raise CheckpointError(f"{path}: another architecture (model_type {config.get('model_type')!r}, "
+                              "not 'videomae')")
+    return config
+
+
+# --- formats -----------------------------------------------------------------------------
+
+def _sniff(state: dict[str, torch.Tensor], path: Path) -> str:
+    if {"videomae.embeddings.patch_embeddings.projection.weight",
+            "embeddings.patch_embeddings.projection.weight"} & state.keys():
+        return "huggingface-pretrain" if any(k.startswith("decoder.") for k in state) else "huggingface"
+    if "encoder.patch_embed.proj.weight" in state:
+        return "videomae-pretrain"
+    if "patch_embed.proj.weight" in state:
+        return "videomae"
+    raise CheckpointError(f"{path}: another architecture (no video patch embedding; keys {_first_keys(state)})")
+
+
+def _from_videomae(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Official keys are ours already, but for pre-training's encoder. prefix and q_bias/v_bias."""
+    ignored = sorted(k for k in state if k.startswith(PRETRAIN_ONLY))
+    state = {k.removeprefix("encoder."): v for k, v in state.items() if k not in ignored}
+    return _fuse_qkv(state), ignored
+
+
+def _from_huggingface(state: dict[str, torch.Tensor], qv_bias: bool) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """qv_bias: config.json's flag; without biases a zero qkv bias is exact."""
+    ignored = sorted(k for k in state if k.startswith(PRETRAIN_ONLY))
+    renamed = {}
+    for key, value in state.items():
+        if key in ignored:
+            continue
+        name = key.removeprefix("videomae.")
+        block = re.fullmatch(r"encoder\.layer\.(\d+)\.(.+)", name)
+        if block:
+            renamed[f"blocks.{block[1]}.{_rename(block[2], HF_BLOCK)}"] = value
+        else:
+            renamed[_rename(name, HF_TOP)] = value
+    renamed = _fuse_qkv(renamed)
+    if not qv_bias:
+        for key in [k for k in renamed if k.endswith("attn.qkv.weight")]:
+            renamed[key.replace("weight", "bias")] = renamed[key].new_zeros(renamed[key].shape[0])
+    return renamed, ignored
+
+
+def _rename(name: str, table: dict[str, str]) -> str:
+    for old, new in table.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name  # left as is: reported as unexpected if it has no place
+
+
+def _fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Separate q, k, v weights and q/v biases -> timm's fused qkv weight and bias.
+
+    VideoMAE has no key bias; a zero one is exact, since it shifts all logits of a row
+    equally (softmax ignores that).
+    """
+    state = dict(state)
+    blocks = sorted({int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))})
+    for n in blocks:
+        p = f"blocks.{n}.attn."
+        if all(f"{p}{x}.weight" in state for x in "qkv"):
+            state[f"{p}qkv.weight"] = torch.cat([state.pop(f"{p}{x}.weight") for x in "qkv"])
+        if f"{p}q_bias" in state and f"{p}v_bias" in state:
+            q, v = state.pop(f"{p}q_bias"), state.pop(f"{p}v_bias")
+            state[f"{p}qkv.bias"] = torch.cat([q, torch.zeros_like(q), v])
+    return state
+
+
+# --- architecture ------------------------------------------------------------------------
+
+def _explorer_config(meta: dict[str, str], path: Path) -> tuple[VideoViTConfig, list[str] | None]:
+    try:
+        cfg = VideoViTConfig(**json.loads(meta["explorer_config"]))
+        labels = json.loads(meta["labels"]) if "labels" in meta else None
+    except (json.JSONDecodeError, TypeError) as e:
+        raise CheckpointError(f"{path}: bad explorer metadata ({e})") from e
+    return cfg, labels
+
+
+def _infer_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | None) -> VideoViTConfig:
+    """Shape of an official checkpoint, read from its tensors."""
+    proj = state["patch_embed.proj.weight"]
+    if proj.ndim != 5:
+        raise CheckpointError(f"{path}: another architecture (patch_embed.proj.weight is {tuple(proj.shape)}; "
+                              "a video ViT has a 5-D Conv3d kernel)")
+    width, _, tubelet, patch, _ = proj.shape
+    depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    length = state.get("length_embed.weight")
+    default = VideoViTConfig()
+    return VideoViTConfig(
+        embed_dim=width,
+        depth=depth,
+        num_heads=num_heads or _heads(width, path),
+        mlp_ratio=_mlp_ratio(fc1.shape[0], width) if fc1 is not None else default.mlp_ratio,
+        num_classes=state["head.weight"].shape[0] if "head.weight" in state else 0,
+        num_frames=length.shape[0] * tubelet if length is not None else default.num_frames,
+        tubelet=tubelet,
+        patch=patch,
+        norm_eps=OFFICIAL_NORM_EPS,
+        fc_norm="fc_norm.weight" in state or "norm.weight" not in state,
+        length_embed=length is not None,
+    )
+
+
+def _mlp_ratio(hidden: int, width: int) -> float:
+    """The ratio for which timm's int(width * ratio) gives back `hidden` despite float rounding."""
+    ratio = hidden / width
+    return ratio if int(width * ratio) == hidden else (hidden + 0.5) / width
+
+
+def _heads(width: int, path: Path) -> int:
+    if width not in HEADS_BY_WIDTH:
+        raise CheckpointError(f"{path}: cannot tell the number of attention heads for width {width}; "
+                              "give num_heads")
+    return HEADS_BY_WIDTH[width]
+
+
+def _config_from_hf(config: dict, state: dict[str, torch.Tensor],
+                    path: Path) -> tuple[VideoViTConfig, list[str] | None]:
+    """Shape from config.json (transformers' VideoMAEConfig fields); classes from the weights."""
+    classes = state["head.weight"].shape[0] if "head.weight" in state else 0
+    try:
+        width, image, patch = config["hidden_size"], config["image_size"], config["patch_size"]
+        cfg = VideoViTConfig(
+            embed_dim=width,
+            depth=config["num_hidden_layers"],
+            num_heads=config["num_attention_heads"],
+            mlp_ratio=_mlp_ratio(config["intermediate_size"], width),
+            num_classes=classes,
+            num_frames=config["num_frames"],
+            img_size=image[0] if isinstance(image, list) else image,
+            tubelet=config["tubelet_size"],
+            patch=patch[0] if isinstance(patch, list) else patch,
+            norm_eps=config["layer_norm_eps"],
+            fc_norm=config.get("use_mean_pooling", True),
+            fc_norm_eps=HF_FC_NORM_EPS,
+        )
+    except KeyError as e:
+        raise CheckpointError(f"{path.parent / 'config.json'}: no {e.args[0]} in the config") from e
+    id2label = config.get("id2label") or {}
+    labels = [id2label.get(str(i), "") for i in range(classes)]
+    named = classes and all(label and not re.fullmatch(r"LABEL_\d+", label) for label in labels)
+    return cfg, labels if named else None
+
+
+def _check_pooling(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Classifiers without fc_norm read the first token, which this mean-pooling model cannot do."""
+    if "head.weight" in state and not cfg.fc_norm:
+        raise CheckpointError(f"{path}: not supported: a classifier without mean pooling (fc_norm); "
+                              "VideoMAE then classifies from the first token")
+
+
+def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> tuple[VideoViT, list[str], list[str]]:
+    if cfg.embed_dim % cfg.num_heads:
+        raise CheckpointError(f"{path}: {cfg.num_heads} heads do not divide width {cfg.embed_dim}")
+    model = VideoViT(cfg)
+    own = model.state_dict()
+    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        raise CheckpointError(f"{path}: shapes do not fit: " + "; ".join(wrong))
+    result = model.load_state_dict(state, strict=False)
+    return model.float().eval(), sorted(result.missing_keys), sorted(result.unexpected_keys)
+
+
+def _first_keys(mapping: dict, count: int = 4) -> str:
+    keys = [str(k) for k in list(mapping)[:count]]
+    return ", ".join(keys) + (", ..." if len(mapping) > count else "")
+
+
+def _first_line(e: Exception) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__

@@ -1,0 +1,332 @@
+"""Checkpoint loading, checked by comparing outputs with transformers' VideoMAE.
+
+A tiny random transformers model is the independent reference. The official VideoMAE
+layout is written from its weights with a rename table of this file's own, the inverse
+of the one in models/weights.py.
+"""
+import argparse
+import json
+import pickle
+import random
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from transformers import (VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification,
+                          VideoMAEModel)
+
+from models.video_vit import VideoViT, VideoViTConfig
+from models.weights import CheckpointError, load_model, save_weights
+
+LABELS = ["archery", "bowling", "juggling balls"]
+DEPTH, WIDTH, HEADS = 2, 64, 2
+# official name -> transformers name, per block
+BLOCK_TO_HF = {
+    "norm1": "layernorm_before",
+    "norm2": "layernorm_after",
+    "attn.proj": "attention.output.dense",
+    "mlp.fc1": "intermediate.dense",
+    "mlp.fc2": "output.dense",
+}
+
+
+def tiny_config(**overrides) -> VideoMAEConfig:
+    settings = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=WIDTH,
+                    num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=128,
+                    decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+                    decoder_intermediate_size=64, id2label=dict(enumerate(LABELS)),
+                    label2id={name: i for i, name in enumerate(LABELS)})
+    return VideoMAEConfig(**(settings | overrides))
+
+
+def randomized(model: torch.nn.Module) -> torch.nn.Module:
+    """Random values everywhere (LayerNorms and biases too), so any mis-mapping shows."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            is_norm_scale = name.endswith("weight") and p.ndim == 1
+            p.copy_(1 + 0.3 * noise if is_norm_scale else 0.1 * noise)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def hf_classifier() -> VideoMAEForVideoClassification:
+    return randomized(VideoMAEForVideoClassification(tiny_config()))
+
+
+@pytest.fixture(scope="module")
+def hf_pretrain() -> VideoMAEForPreTraining:
+    # as in the released pre-training models: no mean pooling, so a final LayerNorm
+    return randomized(VideoMAEForPreTraining(tiny_config(use_mean_pooling=False)))
+
+
+@pytest.fixture(scope="module")
+def video() -> torch.Tensor:
+    return torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def hf_logits(hf, video):
+    with torch.no_grad():
+        return hf(pixel_values=video.permute(0, 2, 1, 3, 4)).logits
+
+
+def our_output(model: VideoViT, video: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(video)
+
+
+def our_features(model: VideoViT, video: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.forward_blocks(model.embed(video))
+
+
+def to_official(hf_sd: dict, src: str, dst: str, depth: int) -> dict:
+    """transformers encoder weights under `src` -> official VideoMAE names under `dst`."""
+    out = {}
+    for n in range(depth):
+        a, b = f"{src}{n}.", f"{dst}{n}."
+        att = a + "attention.attention."
+        out[b + "attn.qkv.weight"] = torch.cat([hf_sd[att + x + ".weight"] for x in ("query", "key", "value")])
+        out[b + "attn.q_bias"] = hf_sd[att + "query.bias"]
+        out[b + "attn.v_bias"] = hf_sd[att + "value.bias"]
+        for ours, theirs in BLOCK_TO_HF.items():
+            for kind in ("weight", "bias"):
+                out[f"{b}{ours}.{kind}"] = hf_sd[f"{a}{theirs}.{kind}"]
+    return out
+
+
+def official_finetuned(hf: VideoMAEForVideoClassification) -> dict:
+    sd = hf.state_dict()
+    out = to_official(sd, "videomae.encoder.layer.", "blocks.", DEPTH)
+    for ours, theirs in [("patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+                         ("fc_norm", "fc_norm"), ("head", "classifier")]:
+        for kind in ("weight", "bias"):
+            out[f"{ours}.{kind}"] = sd[f"{theirs}.{kind}"]
+    return out
+
+
+def official_pretrain(hf: VideoMAEForPreTraining) -> dict:
+    sd = hf.state_dict()
+    out = to_official(sd, "videomae.encoder.layer.", "encoder.blocks.", DEPTH)
+    out |= to_official(sd, "decoder.decoder_layers.", "decoder.blocks.", 1)
+    for ours, theirs in [("encoder.patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+                         ("encoder.norm", "videomae.layernorm"), ("decoder.norm", "decoder.norm"),
+                         ("decoder.head", "decoder.head")]:
+        for kind in ("weight", "bias"):
+            out[f"{ours}.{kind}"] = sd[f"{theirs}.{kind}"]
+    out["encoder_to_decoder.weight"] = sd["encoder_to_decoder.weight"]
+    out["mask_token"] = sd["mask_token"]
+    return out
+
+
+# --- Hugging Face layout ------------------------------------------------------------------
+
+def test_huggingface_folder_gives_the_same_logits(hf_classifier, video, tmp_path):
+    hf_classifier.save_pretrained(tmp_path)
+    model, report = load_model(tmp_path)
+    torch.testing.assert_close(our_output(model, video), hf_logits(hf_classifier, video), atol=1e-5, rtol=1e-5)
+    assert report.format == "huggingface"
+    assert report.labels == LABELS
+    assert (report.missing, report.unexpected, report.ignored) == ([], [], [])
+    assert report.config.norm_eps == 1e-12  # transformers' layer_norm_eps default, kept
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+
+
+def test_a_huggingface_model_saved_in_explorer_format_keeps_its_outputs(hf_classifier, video, tmp_path):
+    hf_classifier.save_pretrained(tmp_path / "hf")
+    model, report = load_model(tmp_path / "hf")
+    save_weights(model, tmp_path / "demo.safetensors", labels=report.labels)
+    again, _ = load_model(tmp_path / "demo.safetensors")
+    assert again.fc_norm.eps == model.fc_norm.eps == 1e-5  # transformers' fc_norm eps survives the round trip
+    assert torch.equal(our_output(again, video), our_output(model, video))
+
+
+def test_huggingface_single_files(hf_classifier, video, tmp_path):
+    hf_classifier.save_pretrained(tmp_path)
+    model, _ = load_model(tmp_path / "model.safetensors")
+    torch.testing.assert_close(our_output(model, video), hf_logits(hf_classifier, video), atol=1e-5, rtol=1e-5)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(hf_classifier.state_dict(), tmp_path / "pytorch_model.bin")
+    model, report = load_model(tmp_path)
+    torch.testing.assert_close(our_output(model, video), hf_logits(hf_classifier, video), atol=1e-5, rtol=1e-5)
+    assert report.labels == LABELS
+
+
+def test_huggingface_pretraining_gives_the_encoder_features(hf_pretrain, video, tmp_path):
+    hf_pretrain.save_pretrained(tmp_path)
+    model, report = load_model(tmp_path)
+    with torch.no_grad():
+        expected = hf_pretrain.videomae(video.permute(0, 2, 1, 3, 4)).last_hidden_state
+    torch.testing.assert_close(our_features(model, video), expected, atol=1e-5, rtol=1e-5)
+    assert report.format == "huggingface-pretrain"
+    assert report.config.num_classes == 0 and report.labels is None
+    assert (report.missing, report.unexpected) == ([], [])
+    assert "mask_token" in report.ignored and "encoder_to_decoder.weight" in report.ignored
+    assert any(k.startswith("decoder.") for k in report.ignored)
+
+
+def test_huggingface_classifier_without_mean_pooling_is_refused(tmp_path):
+    VideoMAEForVideoClassification(tiny_config(use_mean_pooling=False)).save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="not supported"):
+        load_model(tmp_path)
+
+
+# --- official layout ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("container", ["module", "model+args", "ddp-prefix", "safetensors"])
+def test_official_finetuned_gives_the_same_logits(container, hf_classifier, video, tmp_path):
+    sd = official_finetuned(hf_classifier)
+    path = tmp_path / "videomae.pth"
+    if container == "module":
+        torch.save({"module": sd}, path)
+    elif container == "model+args":
+        torch.save({"model": sd, "epoch": 3, "args": argparse.Namespace(lr=1e-3)}, path)
+    elif container == "ddp-prefix":
+        torch.save({"model": {f"module.{k}": v for k, v in sd.items()}}, path)
+    else:
+        path = tmp_path / "videomae.safetensors"
+        save_file({k: v.contiguous() for k, v in sd.items()}, path)
+    model, report = load_model(path, num_heads=HEADS)
+    model.resize_input(num_frames=4, img_size=32)  # official files do not record the input size
+    # the official eps is 1e-6 where transformers has 1e-12: match theirs for an exact comparison
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm) and m is not model.fc_norm:
+            m.eps = 1e-12
+    model.fc_norm.eps = 1e-5
+    torch.testing.assert_close(our_output(model, video), hf_logits(hf_classifier, video), atol=1e-5, rtol=1e-5)
+    assert report.format == "videomae"
+    assert report.config == VideoViTConfig(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=2.0,
+                                           num_classes=3, tubelet=2, patch=8, norm_eps=1e-6)
+    assert (report.missing, report.unexpected, report.ignored) == ([], [], [])
+
+
+def test_official_pretraining_gives_the_encoder_features(hf_pretrain, video, tmp_path):
+    torch.save({"model": official_pretrain(hf_pretrain)}, tmp_path / "pretrain.pth")
+    model, report = load_model(tmp_path / "pretrain.pth", num_heads=HEADS)
+    model.resize_input(num_frames=4, img_size=32)  # official files do not record the input size
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm):
+            m.eps = 1e-12
+    with torch.no_grad():
+        expected = hf_pretrain.videomae(video.permute(0, 2, 1, 3, 4)).last_hidden_state
+    torch.testing.assert_close(our_features(model, video), expected, atol=1e-5, rtol=1e-5)
+    assert report.format == "videomae-pretrain"
+    assert report.config.num_classes == 0 and not report.config.fc_norm
+    assert (report.missing, report.unexpected) == ([], [])
+    assert {"mask_token", "encoder_to_decoder.weight", "decoder.norm.weight"} <= set(report.ignored)
+    assert not any(k.startswith("encoder.") for k in report.ignored)
+    assert "ignored" in report.summary()
+
+
+def test_official_heads_come_from_the_width_table(hf_classifier, tmp_path):
+    torch.save({"module": official_finetuned(hf_classifier)}, tmp_path / "videomae.pth")
+    with pytest.raises(CheckpointError, match="num_heads"):  # 64 wide: not a standard ViT
+        load_model(tmp_path / "videomae.pth")
+    base = VideoViT(VideoViTConfig(embed_dim=192, depth=1, num_heads=3, num_classes=5))
+    torch.save({"model": base.state_dict()}, tmp_path / "tiny.pth")
+    assert load_model(tmp_path / "tiny.pth")[1].config.num_heads == 3
+
+
+def test_missing_and_unexpected_keys_are_reported(hf_classifier, tmp_path):
+    sd = official_finetuned(hf_classifier)
+    del sd["blocks.1.norm2.bias"]
+    sd["junk.weight"] = torch.zeros(3)
+    torch.save({"model": sd}, tmp_path / "videomae.pth")
+    _, report = load_model(tmp_path / "videomae.pth", num_heads=HEADS)
+    assert report.missing == ["blocks.1.norm2.bias"]
+    assert report.unexpected == ["junk.weight"]
+    assert "1 missing" in report.summary() and "1 unexpected" in report.summary()
+
+
+def test_a_wrong_shape_names_the_key_and_both_shapes(hf_classifier, tmp_path):
+    sd = official_finetuned(hf_classifier)
+    sd["blocks.1.mlp.fc1.weight"] = torch.zeros(256, WIDTH)
+    torch.save({"model": sd}, tmp_path / "videomae.pth")
+    expected = r"blocks\.1\.mlp\.fc1\.weight: checkpoint \(256, 64\) vs model \(128, 64\)"
+    with pytest.raises(CheckpointError, match=expected):
+        load_model(tmp_path / "videomae.pth", num_heads=HEADS)
+
+
+# --- the explorer's own format ------------------------------------------------------------
+
+def test_explorer_format_round_trip(video, tmp_path):
+    cfg = VideoViTConfig(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, num_classes=3, num_frames=4,
+                         img_size=32, patch=8, length_embed=True)
+    model = randomized(VideoViT(cfg))
+    save_weights(model, tmp_path / "demo.safetensors", labels=LABELS)
+    loaded, report = load_model(tmp_path / "demo.safetensors")
+    assert torch.equal(our_output(loaded, video), our_output(model, video))
+    assert report.format == "explorer" and report.config == cfg and report.labels == LABELS
+    assert (report.missing, report.unexpected, report.ignored) == ([], [], [])
+
+
+# --- files that are not checkpoints -------------------------------------------------------
+
+class WritesAFile:
+    """Unpickling this calls open(path, "w"): code run by the loader."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def pickle_dump(obj, path):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch, on the raw pickle
+@pytest.mark.parametrize("save", [torch.save, pickle_dump], ids=["torch.save", "pickle"])
+def test_a_pickle_that_runs_code_is_refused(save, tmp_path):
+    marker = tmp_path / "ran"
+    save({"model": WritesAFile(marker)}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match="refused: the file would run code"):
+        load_model(tmp_path / "evil.pth")
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(WritesAFile(tmp_path / "control")))  # the payload is live
+    assert (tmp_path / "control").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (random.Random(0).randbytes(4096), "not a checkpoint"),
+    (b"just some notes\nnot weights\n", "not a checkpoint"),
+    (b"", "empty file"),
+], ids=["random bytes", "text", "empty"])
+def test_junk_files_are_refused(content, message, tmp_path):
+    (tmp_path / "weights.pth").write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_model(tmp_path / "weights.pth")
+
+
+def test_missing_path_and_bare_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_model(tmp_path / "nowhere.pth")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_model(tmp_path)
+
+
+def test_other_architectures_are_refused(tmp_path):
+    image_vit = timm.create_model("vit_tiny_patch16_224", pretrained=False).state_dict()
+    torch.save(image_vit, tmp_path / "vit.pth")
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_model(tmp_path / "vit.pth")
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)}},
+               tmp_path / "resnet.pth")
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_model(tmp_path / "resnet.pth")
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    save_file({"embeddings.word_embeddings.weight": torch.zeros(4, 4)}, tmp_path / "bert" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_model(tmp_path / "bert")
+
+
+def test_videomae_model_has_no_final_norm_with_mean_pooling():
+    """The fact the pre-training mapping rests on: VideoMAEModel's last LayerNorm exists only
+    without mean pooling (there it is our `norm`); with it, fc_norm sits in the classifier."""
+    assert VideoMAEModel(tiny_config(use_mean_pooling=True)).layernorm is None
+    assert VideoMAEModel(tiny_config(use_mean_pooling=False)).layernorm is not None
