@@ -43,7 +43,8 @@ def main() -> None:
         st.error(str(error))
         return
 
-    st.caption(views.clip_caption(clip))
+    with st.expander(views.clip_caption(clip)):
+        st.video(choice.source)
     if report:
         st.caption(report.summary())
     else:

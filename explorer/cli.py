@@ -1,4 +1,4 @@
-"""Command line: python -m explorer analyze | reducers | samples."""
+"""Command line: python -m explorer analyze | bench | download | reducers | samples."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,10 @@ from pathlib import Path
 
 from models.reducers import REDUCERS, ParameterError, make_reducer
 from models.video_vit import SIZES
+from models.weights import download_videomae
 
 from .analyze import ModelSpec, analyze, build_model
+from .bench import bench, format_table, write_json
 from .errors import USER_ERRORS
 from .video import SAMPLES, load_clip, sample_path
 
@@ -56,11 +58,26 @@ def run_analyze(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'summary.json'} and {out / 'trace.npz'}")
 
 
+def run_bench(args: argparse.Namespace) -> None:
+    for name in args.reducers:
+        make_reducer(name)  # refuse an unknown name before any work
+    result = bench(resolve_video(args.video), args.models, args.reducers, frames=args.frames, stride=args.stride,
+                   start=args.start, size=args.size, device=args.device, runs=args.runs)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+
+
+def run_download(args: argparse.Namespace) -> None:
+    folder = download_videomae(args.repo, args.dest)
+    print(f"downloaded {args.repo} to {folder}; use it with --weights {folder}")
+
+
 def run_reducers(args: argparse.Namespace) -> None:
     for name, cls in REDUCERS.items():
         print(f"{name}: {cls.title}")
         for p in cls.params:
-            bounds = f" [{p.low:g}, {p.high:g}]" if p.low is not None else ""
+            bounds = f" [{p.kind(p.low)}, {p.kind(p.high)}]" if p.low is not None else ""
             print(f"    {p.name}={p.default}{bounds}  {p.help}")
 
 
@@ -86,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
     a.add_argument("--out", required=True, help="directory for summary.json and trace.npz")
     a.set_defaults(run=run_analyze)
+    b = commands.add_parser("bench", help="measure decode, forward (dense and each reducer) and redraw times")
+    b.add_argument("video", nargs="?", default="sample:still_and_moving")
+    b.add_argument("--start", type=float, default=0.0, help="start time in seconds")
+    b.add_argument("--models", nargs="*", default=["small", "base"], choices=list(SIZES),
+                   help="model sizes to run (none: decoding only)")
+    b.add_argument("--reducers", nargs="+", default=["rlt", "random"])
+    b.add_argument("--frames", type=int, default=16)
+    b.add_argument("--stride", type=int, default=4)
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--runs", type=int, default=3, help="timed repetitions (median reported)")
+    b.add_argument("--json", help="also write the numbers to this JSON file")
+    b.set_defaults(run=run_bench)
+    d = commands.add_parser("download", help="fetch VideoMAE weights from the Hugging Face hub (needs internet)")
+    d.add_argument("repo", help="e.g. MCG-NJU/videomae-base-finetuned-kinetics")
+    d.add_argument("--dest", default="weights", help="folder to put config.json and model.safetensors in")
+    d.set_defaults(run=run_download)
     commands.add_parser("reducers", help="list reducers and their parameters").set_defaults(run=run_reducers)
     commands.add_parser("samples", help="list bundled sample videos").set_defaults(run=run_samples)
     return parser

@@ -81,7 +81,7 @@ def test_an_uploaded_video_is_analyzed(app, tmp_path):
     app.radio(key="source").set_value("Upload").run()
     app.file_uploader(key="upload").upload("clip.mp4", (tmp_path / "clip.mp4").read_bytes(), "video/mp4").run()
     assert not app.exception and not app.error
-    assert any("clip.mp4" in c.value for c in app.caption)
+    assert any("clip.mp4" in e.label for e in app.expander)
 
 
 def test_a_bad_upload_and_a_bad_checkpoint_get_a_clear_message(app, tmp_path):

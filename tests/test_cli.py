@@ -58,3 +58,17 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, capsys, make_a
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "sample:still_and_moving", "--models", "tiny", "--frames", "4", "--size", "64",
+                 "--runs", "1", "--device", "cpu", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "decode 4 frames" in table and "tiny" in table and "rlt" in table
+    result = json.loads(out.read_text())
+    rows = {row["reducer"]: row for row in result["rows"]}
+    assert set(rows) == {"none", "rlt", "random"}
+    assert rows["none"]["tokens"] == 4 // 2 * 4 * 4 and rows["rlt"]["tokens"] == rows["random"]["tokens"]
+    assert rows["rlt"]["ideal"] == pytest.approx(rows["none"]["gflops"] / rows["rlt"]["gflops"])
+    assert result["decode_ms"] > 0 and result["redraw_ms"] > 0

@@ -9,6 +9,7 @@ import streamlit as st
 
 from models.reducers import REDUCERS, Param
 from models.video_vit import SIZES
+from models.weights import CheckpointError, download_videomae
 
 from ..video import SAMPLES, sample_path
 
@@ -80,10 +81,27 @@ def model_ui() -> ModelChoice:
     weights = st.text_input("Weights (optional)", key="weights", placeholder="checkpoint.pth or a Hugging Face folder",
                             help="VideoMAE checkpoints (official .pth, or a folder with config.json and "
                                  "model.safetensors) or explorer safetensors. Loaded without running code.").strip()
+    with st.expander("Get VideoMAE weights (needs internet)"):
+        st.text_input("Hugging Face repo", value="MCG-NJU/videomae-base-finetuned-kinetics", key="hf_repo")
+        st.text_input("Save to folder", value="weights/videomae-base-kinetics", key="hf_dest")
+        st.button("Download", key="hf_download", on_click=_download_weights,
+                  help="Fetches config.json and model.safetensors only, then fills in the weights field.")
+        if "hf_error" in st.session_state:
+            st.error(st.session_state.pop("hf_error"))
     device = st.radio("Device", ["auto", "cpu", "cuda"], horizontal=True, key="device")
     runs = st.number_input("Timed runs", min_value=1, max_value=10, value=1, key="timing_runs",
                            help="Forward passes timed; the median is shown.")
     return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs))
+
+
+def _download_weights() -> None:
+    """Runs before the rerun, so it may set the weights field's value."""
+    try:
+        folder = download_videomae(st.session_state["hf_repo"].strip(), st.session_state["hf_dest"].strip())
+    except CheckpointError as error:
+        st.session_state["hf_error"] = str(error)
+    else:
+        st.session_state["weights"] = str(folder)
 
 
 def reducer_ui() -> tuple[str, dict]:

@@ -25,7 +25,9 @@ def numbers_view(trace: Trace, dense: Trace) -> None:
     seconds, dense_seconds = trace.seconds["forward"], dense.seconds["forward"]
     cols = st.columns(4)
     cols[0].metric("Tokens into the model", f"{kept} / {total}", f"{kept / total - 1:+.0%}", delta_color="inverse")
-    cols[1].metric("FLOPs", f"{flops / 1e9:.1f} G", f"{flops / dense_flops - 1:+.0%} vs dense", delta_color="inverse")
+    cols[1].metric("FLOPs", f"{flops / 1e9:.1f} G", f"{flops / dense_flops - 1:+.0%} vs dense", delta_color="inverse",
+                   help=f"Matrix products of the whole forward, a multiply-add counted as 2 FLOPs (papers often quote "
+                        f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G.")
     cols[2].metric(f"Forward time ({trace.meta['device']})", f"{seconds * 1e3:.0f} ms",
                    f"{seconds / dense_seconds - 1:+.0%} vs dense ({dense_seconds * 1e3:.0f} ms)", delta_color="inverse",
                    help=f"Measured: median of {trace.meta['timing_runs']} run(s), {trace.meta['dtype']}; "
@@ -41,7 +43,7 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
     """The frames with the tokens of the chosen layer drawn over them; returns the image and the layer."""
     value = "run_length" if "run_length" in trace.values else None
     styles = [s for s in STYLE_NAMES if s != "value" or value]
-    c1, c2, c3 = st.columns([3, 2, 1])
+    c1, c2, c3 = st.columns([3, 2.5, 1.3])
     layer = c1.slider("Layer", 0, trace.layers, 0, key="layer",
                       help="0 is the model's input; l is the sequence after block l.")
     style = c2.radio("Overlay", styles, format_func=STYLE_NAMES.get, horizontal=True, key="style")

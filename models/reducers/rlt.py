@@ -54,7 +54,8 @@ class RLT(Reducer):
         "kept. Each kept token carries its **run length**: how many tubelets it stands for, up to "
         "the next kept token at the same place. Only kept tokens enter the transformer, each with "
         "the position embedding of its own place; a model trained with RLT adds a learned embedding "
-        "of the run length. tau = 0.1 is about 6 grey levels of 255."
+        "of the run length. It acts before the first block, so every layer holds the same tokens. "
+        "tau = 0.1 is about 6 grey levels of 255."
     )
     departures = ("Batches of one clip run without packing here; the paper packs a batch's kept tokens "
                   "into one sequence with block-diagonal attention.")
