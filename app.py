@@ -46,7 +46,7 @@ def main() -> None:
     with st.expander(views.clip_caption(clip)):
         st.video(choice.source)
     if report:
-        st.caption(report.summary())
+        views.checkpoint_view(report)
     else:
         st.warning(f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
                    "and times are real; predictions mean nothing until you load a checkpoint.")

@@ -73,8 +73,6 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     if (clip.num_frames, clip.frames.shape[1]) != (cfg.num_frames, cfg.img_size):
         raise ParameterError(f"the clip is {clip.num_frames} frames of {clip.frames.shape[1]} px but the model "
                              f"expects {cfg.num_frames} frames of {cfg.img_size} px")
-    if clip.num_frames % cfg.tubelet:
-        raise ParameterError(f"the number of frames must be a multiple of the tubelet ({cfg.tubelet})")
     if timing_runs < 1:
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)

@@ -127,6 +127,9 @@ class VideoViT(nn.Module):
     def resize_input(self, num_frames: int, img_size: int) -> None:
         """Take clips of another length or size: the sin-cos table is rebuilt for the new grid."""
         cfg = self.cfg.with_input(num_frames, img_size)
+        if num_frames % cfg.tubelet or img_size % cfg.patch or min(cfg.grid) < 1:
+            raise ValueError(f"this model takes clips of a multiple of {cfg.tubelet} frames and a multiple of "
+                             f"{cfg.patch} px; got {num_frames} frames of {img_size} px")
         if self.length_embed is not None and cfg.grid[0] > self.length_embed.num_embeddings:
             raise ValueError(f"the length embedding has {self.length_embed.num_embeddings} entries; "
                              f"{num_frames} frames need {cfg.grid[0]}")

@@ -94,3 +94,21 @@ def test_a_bad_upload_and_a_bad_checkpoint_get_a_clear_message(app, tmp_path):
     app.text_input(key="weights").input(str(tmp_path / "model.pth")).run()
     assert not app.exception
     assert app.error and "model.pth" in app.error[0].value
+
+
+def test_a_checkpoint_with_labels_names_the_predictions(app, tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from models.video_vit import SIZES, VideoViT
+    from models.weights import save_weights
+
+    torch.manual_seed(1)
+    labels = ["left", "right", "still"]
+    save_weights(VideoViT(replace(SIZES["tiny"], depth=2, num_classes=3)), tmp_path / "demo.safetensors", labels)
+    app.text_input(key="weights").input(str(tmp_path / "demo.safetensors")).run()
+    assert not app.exception and not app.error
+    assert not any("Untrained model" in w.value for w in app.warning)
+    assert metric(app, "Top-1 prediction") in labels
+    assert any("explorer checkpoint" in c.value for c in app.caption)

@@ -44,6 +44,7 @@ def test_random_baseline_and_listing(tmp_path, capsys):
     (lambda d: ["sample:nope"], "no bundled sample"),
     (lambda d: ["sample:still_and_moving", "--weights", str(_write(d / "w.pth", b"\x00garbage"))], "w.pth"),
     (lambda d: ["sample:still_and_moving", "--frames", "0"], "Frames must be"),
+    (lambda d: ["sample:still_and_moving", "--frames", "5"], "multiple of 2 frames"),
 ])
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, capsys, make_args, message):
     video, *extra = make_args(tmp_path)  # later flags override the small defaults

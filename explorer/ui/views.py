@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from models.reducers import REDUCERS
+from models.weights import LoadReport
 
 from .. import charts
 from ..overlays import draw_clip, value_legend
@@ -118,6 +119,22 @@ def trace_zip(trace: Trace) -> bytes:
         for name in ("summary.json", "trace.npz"):
             archive.write(folder / name, name)
     return buffer.getvalue()
+
+
+def checkpoint_view(report: LoadReport) -> None:
+    """What was loaded, and every key that did not fit, so a wrong checkpoint is easy to see."""
+    odd = [(what, keys) for what, keys in (("Missing (left at random init)", report.missing),
+                                           ("Unexpected (not used)", report.unexpected),
+                                           ("Ignored on purpose", report.ignored)) if keys]
+    if report.missing or report.unexpected:
+        st.warning(report.summary())
+    else:
+        st.caption(report.summary())
+    if odd:
+        with st.expander("Checkpoint keys that did not map one to one"):
+            for what, keys in odd:
+                st.markdown(f"**{what}** ({len(keys)}): " + ", ".join(f"`{k}`" for k in keys[:50])
+                            + (" …" if len(keys) > 50 else ""))
 
 
 def clip_caption(clip: Clip) -> str:
