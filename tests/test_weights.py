@@ -97,25 +97,25 @@ def to_official(hf_sd: dict, src: str, dst: str, depth: int) -> dict:
     return out
 
 
+def renamed(sd: dict, pairs: list[tuple[str, str]]) -> dict:
+    """Weight and bias of each (official, transformers) module name pair."""
+    return {f"{ours}.{kind}": sd[f"{theirs}.{kind}"] for ours, theirs in pairs for kind in ("weight", "bias")}
+
+
 def official_finetuned(hf: VideoMAEForVideoClassification) -> dict:
     sd = hf.state_dict()
     out = to_official(sd, "videomae.encoder.layer.", "blocks.", DEPTH)
-    for ours, theirs in [("patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
-                         ("fc_norm", "fc_norm"), ("head", "classifier")]:
-        for kind in ("weight", "bias"):
-            out[f"{ours}.{kind}"] = sd[f"{theirs}.{kind}"]
-    return out
+    return out | renamed(sd, [("patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+                              ("fc_norm", "fc_norm"), ("head", "classifier")])
 
 
 def official_pretrain(hf: VideoMAEForPreTraining) -> dict:
     sd = hf.state_dict()
     out = to_official(sd, "videomae.encoder.layer.", "encoder.blocks.", DEPTH)
     out |= to_official(sd, "decoder.decoder_layers.", "decoder.blocks.", 1)
-    for ours, theirs in [("encoder.patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
-                         ("encoder.norm", "videomae.layernorm"), ("decoder.norm", "decoder.norm"),
-                         ("decoder.head", "decoder.head")]:
-        for kind in ("weight", "bias"):
-            out[f"{ours}.{kind}"] = sd[f"{theirs}.{kind}"]
+    out |= renamed(sd, [("encoder.patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+                        ("encoder.norm", "videomae.layernorm"), ("decoder.norm", "decoder.norm"),
+                        ("decoder.head", "decoder.head")])
     out["encoder_to_decoder.weight"] = sd["encoder_to_decoder.weight"]
     out["mask_token"] = sd["mask_token"]
     return out
