@@ -81,10 +81,15 @@ def explanation_view(reducer: str, trace: Trace) -> None:
 def charts_view(trace: Trace, dense: Trace, layer: int) -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.tokens_per_layer({"dense": dense, trace.meta["reducer"]: trace}, layer), key="chart_tokens")
+    left.caption("The length of the sequence after each block (0 = what enters the first block). A reducer that "
+                 "acts before the model gives a flat line below the dense one; attention cost grows with its square.")
     if "run_length" in trace.values:
         right.plotly_chart(charts.value_histogram(trace, "run_length", layer), key="chart_values")
+        right.caption(f"How many tubelets each kept token stands for. A run of {trace.grid[0]} is a place that never "
+                      "changed enough over the whole clip; a run of 1 is followed at once by another kept token.")
     else:
         right.plotly_chart(charts.flops_per_layer({"dense": dense, trace.meta["reducer"]: trace}), key="chart_flops")
+        right.caption("FLOPs of each block, computed from the number of tokens it runs on.")
 
 
 def prediction_view(trace: Trace, dense: Trace, untrained: bool) -> None:
