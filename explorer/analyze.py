@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -19,8 +18,6 @@ from models.weights import LoadReport, load_model
 
 from .trace import Trace
 from .video import Clip
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -62,8 +59,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "auto",
-            labels: list[str] | None = None, model_name: str = "", timing_runs: int = 1,
-            progress: Progress | None = None) -> Trace:
+            labels: list[str] | None = None, model_name: str = "", timing_runs: int = 1) -> Trace:
     """Reduce, run and trace one clip.
 
     The forward runs once untimed (its output is the prediction), then `timing_runs` times
@@ -76,11 +72,9 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     if timing_runs < 1:
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
-    report = progress or (lambda fraction, text: None)
     model = model.to(dev)
     video = normalize_video(torch.from_numpy(clip.frames)).to(dev)
 
-    report(0.05, f"{reducer.title}: choosing tokens")
     start = time.perf_counter()
     selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
     reduce_seconds = time.perf_counter() - start
@@ -97,10 +91,8 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
         _sync(dev)
         return out, time.perf_counter() - begin
 
-    report(0.15, f"running {cfg.depth} blocks on {keep.shape[1]} tokens ({dev.type})")
     logits, _ = forward()  # also the warm-up: first calls pay for allocation and kernel choice
     runs = [forward()[1] for _ in range(timing_runs)]
-    report(1.0, "done")
 
     tokens = [int(keep.shape[1])] * (cfg.depth + 1)
     patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
