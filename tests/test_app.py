@@ -112,3 +112,13 @@ def test_a_checkpoint_with_labels_names_the_predictions(app, tmp_path):
     assert not any("Untrained model" in w.value for w in app.warning)
     assert metric(app, "Top-1 prediction") in labels
     assert any("explorer checkpoint" in c.value for c in app.caption)
+
+
+def test_a_local_path_is_analyzed_and_a_missing_one_is_named(app, tmp_path):
+    from explorer.video import SAMPLES, sample_path
+
+    app.radio(key="source").set_value("Local path").run()
+    app.text_input(key="path").input(str(sample_path(next(iter(SAMPLES))))).run()
+    assert not app.exception and not app.error and app.get("image")
+    app.text_input(key="path").input(str(tmp_path / "gone.mp4")).run()
+    assert not app.exception and "gone.mp4" in app.error[0].value
