@@ -49,7 +49,9 @@ def video_ui() -> VideoChoice | None:
         path = sample_path(name)
         return VideoChoice(key=f"sample:{path}", source=str(path), name=name)
     if kind == "Upload":
-        upload = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload")
+        limit = st.get_option("server.maxUploadSize")
+        upload = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload",
+                                  help=f"Up to {limit} MB (server.maxUploadSize in .streamlit/config.toml).")
         if upload is None:
             return None
         return VideoChoice(key=f"upload:{upload.file_id}", source=upload.getvalue(), name=upload.name)
