@@ -122,3 +122,10 @@ def test_a_local_path_is_analyzed_and_a_missing_one_is_named(app, tmp_path):
     assert not app.exception and not app.error and app.get("image")
     app.text_input(key="path").input(str(tmp_path / "gone.mp4")).run()
     assert not app.exception and "gone.mp4" in app.error[0].value
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_asking_for_cuda_without_a_gpu_says_so(app):
+    app.radio(key="device").set_value("cuda").run()
+    assert not app.exception
+    assert app.error and "no GPU" in app.error[0].value
