@@ -14,6 +14,7 @@ from .trace import Trace
 
 STYLES = ("kept", "value", "plain")
 NO_TOKEN_GREY = np.array([40, 40, 40], dtype=np.float32)
+DIM = 0.35  # brightness left to a cell covered by a token from elsewhere
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def value_legend(trace: Trace, name: str) -> Legend:
 
 
 def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, style: str = "kept",
-               value: str | None = None, dim: float = 0.35) -> np.ndarray:
+               value: str | None = None, dim: float = DIM) -> np.ndarray:
     """One RGB frame with the tokens of its tubelet at `layer` drawn over it.
 
     kept  — cells that are their token's own are outlined; cells covered by a token
@@ -47,30 +48,43 @@ def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, 
     value — as kept, with own cells tinted by the token's `value` (legend from value_legend).
     plain — the frame as the model saw it.
     """
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}")
-    image = frame.astype(np.float32)
-    if style == "plain":
-        return frame.copy()
-    _, ph, pw = trace.cell
-    owner = trace.owner[layer, tubelet_index]
-    home = trace.home(layer)[tubelet_index]
-    covered = (owner >= 0) & ~home
-    none = owner < 0
-    cell_px = np.ones((ph, pw, 1), dtype=np.float32)
-    image *= np.where(np.kron(covered, cell_px[..., 0])[..., None] > 0, dim, 1.0)
-    none_px = np.kron(none, cell_px[..., 0])[..., None] > 0
-    image = np.where(none_px, 0.3 * image + 0.7 * NO_TOKEN_GREY, image)
-    if style == "value" and value is not None:
-        cell_value = np.nan_to_num(trace.cell_values(value, layer)[tubelet_index]).astype(int)
-        colours = palette(trace.grid[0]).astype(np.float32)
-        tint = colours[np.clip(cell_value - 1, 0, len(colours) - 1)]
-        tint_px = np.kron(tint, np.ones((ph, pw, 1)))
-        home_px = np.kron(home, cell_px[..., 0])[..., None] > 0
-        image = np.where(home_px, 0.45 * image + 0.55 * tint_px, image)
-    out = np.clip(image, 0, 255).astype(np.uint8)
-    _outline_cells(out, home, ph, pw)
-    return out
+    maps = _LayerMaps(trace, layer, style, value)
+    return maps.draw(frame, tubelet_index, dim)
+
+
+class _LayerMaps:
+    """What a layer's overlay needs per cell, computed once for all the frames drawn from it."""
+
+    def __init__(self, trace: Trace, layer: int, style: str, value: str | None):
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}")
+        self.style, self.cell = style, trace.cell[1:]
+        self.owner = trace.owner[layer]
+        self.home = trace.home(layer)
+        self.tint = None
+        if style == "value" and value is not None:
+            cell_value = np.nan_to_num(trace.cell_values(value, layer)).astype(int)
+            colours = palette(trace.grid[0]).astype(np.float64)
+            self.tint = colours[np.clip(cell_value - 1, 0, len(colours) - 1)]
+
+    def draw(self, frame: np.ndarray, t: int, dim: float) -> np.ndarray:
+        if self.style == "plain":
+            return frame.copy()
+        home, owner = self.home[t], self.owner[t]
+        image = frame.astype(np.float32)
+        image *= np.where(self._pixels((owner >= 0) & ~home), dim, 1.0)
+        image = np.where(self._pixels(owner < 0), 0.3 * image + 0.7 * NO_TOKEN_GREY, image)
+        if self.tint is not None:
+            image = np.where(self._pixels(home), 0.45 * image + 0.55 * self._pixels(self.tint[t]), image)
+        out = np.clip(image, 0, 255).astype(np.uint8)
+        _outline_cells(out, home, *self.cell)
+        return out
+
+    def _pixels(self, per_cell: np.ndarray) -> np.ndarray:
+        """(H', W'[, C]) per-cell values -> (H, W, 1 or C) per-pixel values."""
+        ph, pw = self.cell
+        pixels = per_cell.repeat(ph, axis=0).repeat(pw, axis=1)
+        return pixels if pixels.ndim == 3 else pixels[..., None]
 
 
 def _outline_cells(image: np.ndarray, cells: np.ndarray, ph: int, pw: int) -> None:
@@ -85,8 +99,9 @@ def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept",
     t_frames = trace.cell[0]
     picks = range(frames.shape[0]) if every_frame else range(t_frames - 1, frames.shape[0], t_frames)
     tiles = []
+    maps = _LayerMaps(trace, layer, style, value)
     for f in picks:
-        tile = draw_frame(frames[f], trace, layer, f // t_frames, style, value)
+        tile = maps.draw(frames[f], f // t_frames, DIM)
         label = f"frame {f}  t'={f // t_frames}"
         cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
