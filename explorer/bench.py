@@ -47,9 +47,9 @@ def bench(video: str | Path, models: list[str], reducers: list[str], *, frames: 
             rows.append(Row(size_name, name, trace.tokens_per_layer[0], trace.flops.sum() / 1e9, seconds * 1e3,
                             dense.seconds["forward"] / seconds, dense.flops.sum() / trace.flops.sum()))
             if name == "rlt" and not redraw:
-                for layer in range(runs):
+                for run in range(runs):
                     begin = time.perf_counter()
-                    draw_clip(clip.frames, trace, layer, "value", "run_length")
+                    draw_clip(clip.frames, trace, run % (trace.layers + 1), "value", "run_length")
                     redraw.append(time.perf_counter() - begin)
     return {"video": str(video), "frames": frames, "stride": stride, "start": start, "size": size, "device": device_used,
             "runs": runs, "decode_ms": float(np.median(decode) * 1e3),
