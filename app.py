@@ -20,6 +20,7 @@ def main() -> None:
         sampling = sidebar.sampling_ui()
         model_choice = sidebar.model_ui()
         reducer, params = sidebar.reducer_ui()
+        saliency = sidebar.saliency_ui()
     if choice is None:
         st.info("Choose a video in the sidebar: a bundled sample, an upload, or a path on this machine.")
         return
@@ -34,7 +35,8 @@ def main() -> None:
                      clip.num_frames, sampling.size)
         labels = report.labels if report else None
         run = dict(clip_key=choice.key + repr(sampling), _clip=clip, model_key=model_key, _model=model,
-                   labels=labels, device=model_choice.device, timing_runs=model_choice.timing_runs)
+                   labels=labels, device=model_choice.device, timing_runs=model_choice.timing_runs,
+                   saliency=saliency)
         with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
             dense = cached.trace(reducer="none", params=(), **run)
         with st.spinner(f"Running with {reducer}…"):

@@ -12,6 +12,7 @@ from models.weights import download_videomae
 from .analyze import ModelSpec, analyze, build_model
 from .bench import bench, format_table, write_json
 from .errors import USER_ERRORS
+from .saliency import FUSIONS, SaliencySpec
 from .video import SAMPLES, load_clip, sample_path
 
 
@@ -45,11 +46,17 @@ def run_analyze(args: argparse.Namespace) -> None:
     model, report = build_model(spec, clip.num_frames, args.size)
     if report:
         print(report.summary(), file=sys.stderr)
+    saliency = None if args.saliency == "off" else SaliencySpec(args.saliency, args.discard)
     trace = analyze(clip, model, reducer, device=args.device, labels=report.labels if report else None,
-                    model_name=spec.describe(), timing_runs=args.runs)
+                    model_name=spec.describe(), timing_runs=args.runs, saliency=saliency)
     out = trace.save(args.out)
     kept, total = trace.tokens_per_layer[0], trace.input_tokens
     saved = 1 - trace.flops.sum() / trace.dense_flops.sum()
+    if "budget" in trace.meta:
+        fit = trace.meta["budget"]
+        print(f"budget {fit['fraction']:g}: {fit['knob']}={fit['value']:g} gives {fit['average_tokens']:.0f} tokens "
+              f"per layer on average")
+    print(f"tokens per layer: {' '.join(str(n) for n in trace.tokens_per_layer)}")
     print(f"{clip.source}: {reducer} kept {kept} of {total} tokens ({kept / total:.0%}), "
           f"{trace.flops.sum() / 1e9:.1f} GFLOPs ({saved:.0%} saved), forward {trace.seconds['forward'] * 1e3:.0f} ms "
           f"on {trace.meta['device']}")
@@ -62,7 +69,7 @@ def run_bench(args: argparse.Namespace) -> None:
     for name in args.reducers:
         make_reducer(name)  # refuse an unknown name before any work
     result = bench(resolve_video(args.video), args.models, args.reducers, frames=args.frames, stride=args.stride,
-                   start=args.start, size=args.size, device=args.device, runs=args.runs)
+                   start=args.start, size=args.size, device=args.device, runs=args.runs, budget=args.budget)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -77,7 +84,8 @@ def run_reducers(args: argparse.Namespace) -> None:
     for name, cls in REDUCERS.items():
         print(f"{name}: {cls.title}")
         for p in cls.params:
-            bounds = f" [{p.kind(p.low)}, {p.kind(p.high)}]" if p.low is not None else ""
+            bounds = (f" [{p.kind(p.low)}, {p.kind(p.high)}]" if p.low is not None
+                      else f" [{' | '.join(p.choices)}]" if p.choices else "")
             print(f"    {p.name}={p.default}{bounds}  {p.help}")
 
 
@@ -101,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--size", type=int, default=224, help="shorter side resized to this, then centre-cropped")
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
+    a.add_argument("--saliency", default="mean", choices=[*FUSIONS, "off"],
+                   help="attention rollout head fusion, or off to skip recording attention")
+    a.add_argument("--discard", type=float, default=0.0, help="fraction of the weakest attention zeroed in rollout")
     a.add_argument("--out", required=True, help="directory for summary.json and trace.npz")
     a.set_defaults(run=run_analyze)
     b = commands.add_parser("bench", help="measure decode, forward (dense and each reducer) and redraw times")
@@ -108,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--start", type=float, default=0.0, help="start time in seconds")
     b.add_argument("--models", nargs="*", default=["small", "base"], choices=list(SIZES),
                    help="model sizes to run (none: decoding only)")
-    b.add_argument("--reducers", nargs="+", default=["rlt", "random"])
+    b.add_argument("--reducers", nargs="+", default=["rlt", "random", "tome", "vtm", "sta"])
+    b.add_argument("--budget", type=float, default=0.0,
+                   help="run every reducer at this token budget (average tokens per layer / dense); 0: defaults")
     b.add_argument("--frames", type=int, default=16)
     b.add_argument("--stride", type=int, default=4)
     b.add_argument("--size", type=int, default=224)

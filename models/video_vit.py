@@ -74,29 +74,39 @@ def sincos_table(num_positions: int, dim: int) -> torch.Tensor:
 class InspectableAttention(Attention):
     """timm's Attention that can also hand back what fused kernels hide.
 
-    With `record = True` the forward computes the attention matrix explicitly and keeps
-    it (head-averaged keys in `last_keys`, weights in `last_weights`); the output is the
-    same as the fused path. Off by default, so the dense model runs timm's fast path.
+    `keep_keys` keeps the keys averaged over heads (`last_keys`, ToMe's merge metric);
+    `record` also computes the attention weights explicitly (`last_weights`, for saliency).
+    Either way the output is computed exactly as timm computes it, so recording never
+    changes the result. Both are off by default.
     """
 
+    keep_keys: bool = False
     record: bool = False
     last_weights: torch.Tensor | None = None
     last_keys: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        if not self.record:
+        if not (self.record or self.keep_keys):
             return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
         B, N, _ = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
-        logits = (q * self.scale) @ k.transpose(-2, -1)
-        if attn_mask is not None:
-            logits = logits + attn_mask
-        weights = logits.float().softmax(dim=-1).to(v.dtype)
-        self.last_weights = weights.detach()
-        self.last_keys = k.mean(dim=1).detach()
-        out = (weights @ v).transpose(1, 2).reshape(B, N, self.attn_dim)
+        if attn_mask is not None and attn_mask.is_floating_point():
+            attn_mask = attn_mask.to(q.dtype)  # under autocast q is bf16; a float mask must match it
+        self.last_keys = k.mean(dim=1)
+        if self.record:
+            logits = (q * self.scale) @ k.transpose(-2, -1)
+            if attn_mask is not None:
+                logits = logits + attn_mask
+            self.last_weights = logits.float().softmax(dim=-1)
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                                 dropout_p=self.attn_drop.p if self.training else 0.0)
+        else:
+            logits = (q * self.scale) @ k.transpose(-2, -1)
+            out = (logits if attn_mask is None else logits + attn_mask).softmax(dim=-1) @ v
+        out = out.transpose(1, 2).reshape(B, N, self.attn_dim)
         return self.proj_drop(self.proj(self.norm(out)))
 
 
@@ -172,8 +182,10 @@ class VideoViT(nn.Module):
             x = block(x, attn_mask=attn_mask)
         return self.norm(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.fc_norm(x.mean(dim=1)))
+    def forward_head(self, x: torch.Tensor, size: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean pooling; with merged tokens, weighted by size (ToMe's MAE pooling), so each input counts once."""
+        pooled = x.mean(dim=1) if size is None else (x * size[..., None]).sum(dim=1) / size.sum(dim=1, keepdim=True)
+        return self.head(self.fc_norm(pooled))
 
     def forward(self, video: torch.Tensor, keep: torch.Tensor | None = None,
                 lengths: torch.Tensor | None = None) -> torch.Tensor:

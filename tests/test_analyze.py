@@ -74,7 +74,7 @@ def test_trace_of_rlt_is_consistent_and_round_trips(tmp_path):
     for key in ("grid", "input_tokens", "tokens_per_layer", "reducer", "params", "seconds"):
         assert key in summary
     assert summary["grid"] == [8, 14, 14] and summary["input_tokens"] == 1568
-    assert summary["reducer"] == "rlt" and summary["params"] == {"tau": 0.1}
+    assert summary["reducer"] == "rlt" and summary["params"] == {"tau": 0.1, "budget": 0.0}
     with np.load(tmp_path / "trace.npz") as npz:
         assert npz["owner"].shape == (3, 8, 14, 14)
         run_length = npz["run_length"]

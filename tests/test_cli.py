@@ -20,7 +20,7 @@ def test_analyze_end_to_end_in_a_fresh_process(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "kept" in result.stdout and "wrote" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["params"] == {"tau": 0.2} and summary["grid"] == [4, 7, 7]
+    assert summary["params"] == {"tau": 0.2, "budget": 0.0} and summary["grid"] == [4, 7, 7]
     with np.load(out / "trace.npz") as npz:
         assert npz["owner"].shape == (13, 4, 7, 7)
         assert npz["run_length"].sum() == 4 * 7 * 7
@@ -64,7 +64,7 @@ def _write(path: Path, data: bytes) -> Path:
 def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "sample:still_and_moving", "--models", "tiny", "--frames", "4", "--size", "64",
-                 "--runs", "1", "--device", "cpu", "--json", str(out)]) == 0
+                 "--runs", "1", "--device", "cpu", "--reducers", "rlt", "random", "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert "decode 4 frames" in table and "tiny" in table and "rlt" in table
     result = json.loads(out.read_text())
@@ -73,3 +73,14 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
     assert rows["none"]["tokens"] == 4 // 2 * 4 * 4 and rows["rlt"]["tokens"] == rows["random"]["tokens"]
     assert rows["rlt"]["ideal"] == pytest.approx(rows["none"]["gflops"] / rows["rlt"]["gflops"])
     assert result["decode_ms"] > 0 and result["redraw_ms"] > 0
+
+
+def test_bench_runs_reducers_at_a_common_budget(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "sample:still_and_moving", "--models", "tiny", "--frames", "4", "--size", "64", "--runs", "1",
+                 "--device", "cpu", "--reducers", "tome", "sta", "--budget", "0.5", "--json", str(out)]) == 0
+    assert "token budget 0.5" in capsys.readouterr().out
+    rows = {row["reducer"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows["none"]["average_tokens"] == 32
+    assert abs(rows["tome"]["average_tokens"] / 32 - 0.5) < 0.1
+    assert rows["sta"]["average_tokens"] < 32

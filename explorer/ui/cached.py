@@ -13,6 +13,7 @@ from models.video_vit import VideoViT
 from models.weights import LoadReport
 
 from ..analyze import ModelSpec, analyze, build_model, resolve_device
+from ..saliency import SaliencySpec
 from ..trace import Trace
 from ..video import Clip, load_clip
 
@@ -30,6 +31,7 @@ def model(size: str, weights: str | None, num_frames: int, img_size: int, device
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def trace(clip_key: str, _clip: Clip, model_key: tuple, _model: VideoViT, labels: list[str] | None,
-          reducer: str, params: tuple[tuple[str, object], ...], device: str, timing_runs: int) -> Trace:
+          reducer: str, params: tuple[tuple[str, object], ...], device: str, timing_runs: int,
+          saliency: SaliencySpec | None) -> Trace:
     return analyze(_clip, _model, make_reducer(reducer, **dict(params)), device=device, labels=labels,
-                   model_name=str(model_key[0]), timing_runs=timing_runs)
+                   model_name=str(model_key[0]), timing_runs=timing_runs, saliency=saliency)

@@ -11,6 +11,7 @@ from models.reducers import REDUCERS, Param
 from models.video_vit import SIZES
 from models.weights import CheckpointError, download_videomae
 
+from ..saliency import FUSIONS, SaliencySpec
 from ..video import SAMPLES, sample_path
 
 UPLOAD_TYPES = ["mp4", "webm", "mov", "mkv", "avi"]
@@ -114,8 +115,27 @@ def reducer_ui() -> tuple[str, dict]:
     return name, {p.name: param_widget(name, p) for p in REDUCERS[name].params}
 
 
+def saliency_ui() -> SaliencySpec | None:
+    """Attention rollout settings; off skips recording the attention (faster runs)."""
+    st.subheader("Saliency")
+    if not st.toggle("Attention rollout", value=True, key="saliency_on",
+                     help="Records every block's attention once per run (not in the timed runs) to compute "
+                          "rollout and the attention each token receives."):
+        return None
+    fusion = st.radio("Head fusion", FUSIONS, horizontal=True, key="fusion",
+                      help="How the heads' attention maps become one: their mean, max or min.")
+    discard = st.slider("Discard ratio", 0.0, 0.95, 0.0, 0.05, key="discard",
+                        help="Zero this fraction of the weakest attention weights before rolling out "
+                             "(sharpens the map).")
+    return SaliencySpec(fusion, float(discard))
+
+
 def param_widget(reducer: str, p: Param):
     key = f"param.{reducer}.{p.name}"
+    if p.choices:
+        return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), help=p.help, key=key)
+    if p.kind is str:
+        return st.text_input(p.name, value=p.default, help=p.help, key=key)
     if p.kind is bool:
         return st.checkbox(p.name, value=p.default, help=p.help, key=key)
     if p.kind is int:

@@ -6,8 +6,10 @@ from typing import Any
 from .base import InputSelection, Param, ParameterError, Reducer
 from .rlt import RLT
 from .simple import Dense, RandomDrop
+from .sta import STA
+from .tome import ToMe
 
-REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop)}
+REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, ToMe, STA)}
 
 
 def make_reducer(name: str, **params: Any) -> Reducer:

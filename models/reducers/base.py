@@ -1,9 +1,11 @@
-"""What every token reducer shares: declared parameters and the selection it returns.
+"""What every token reducer shares: declared parameters, what it returns, a token budget.
 
-A reducer that acts before the blocks (RLT, random drop, masking) looks at the
-normalized clip and returns an `InputSelection`: which tubelets enter the model and
-which entering token stands for every cell of the T' x H' x W' grid. The explorer turns
-that into a trace; views never see the reducer itself.
+A reducer may act before the blocks (RLT, random drop, masking): it looks at the
+normalized clip and returns an `InputSelection`, which tubelets enter the model and
+which entering token stands for every cell of the T' x H' x W' grid. It may also act
+inside the model (ToMe, VTM, STA): `InModelReducer.step` sees the tokens at one point of
+a block and returns a `Reduction`, how the current tokens map to fewer ones. The
+explorer turns both into a trace; views never see the reducer itself.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..merge import Reduction  # noqa: F401  (re-exported: reducers return it)
+
 
 class ParameterError(ValueError):
     """A reducer parameter is unknown or out of range; the message says which and why."""
@@ -20,14 +24,15 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One reducer parameter: its default fixes its type; low/high bound numbers."""
+    """One reducer parameter: its default fixes its type; low/high bound numbers; choices bound strings."""
 
     name: str
-    default: bool | int | float
+    default: bool | int | float | str
     help: str
     low: float | None = None
     high: float | None = None
     step: float | None = None
+    choices: tuple[str, ...] | None = None  # a str parameter with a fixed set of values
 
     @property
     def kind(self) -> type:
@@ -36,6 +41,11 @@ class Param:
     def parse(self, value: Any) -> bool | int | float:
         """Check and convert a value (a Python value or a CLI string) to this parameter's type."""
         kind = self.kind
+        if kind is str:
+            text = str(value).strip()
+            if self.choices is not None and text not in self.choices:
+                raise ParameterError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            return text
         try:
             if kind is bool:
                 if isinstance(value, str):
@@ -52,6 +62,11 @@ class Param:
                 self.high is not None and number > self.high):
             raise ParameterError(f"{self.name} must be between {self.low} and {self.high}, got {value!r}")
         return number
+
+
+BUDGET = Param("budget", 0.0, "Target token budget: the average number of tokens over the layers, as a fraction "
+                           "of the dense count. 0 = off; otherwise the reducer's own knob is solved for it.",
+               low=0.0, high=1.0, step=0.01)
 
 
 @dataclass
@@ -78,6 +93,8 @@ class Reducer:
     explanation: ClassVar[str]  # markdown shown beside the view
     departures: ClassVar[str] = ""  # where the explorer departs from the paper, said in UI and docs
     params: ClassVar[tuple[Param, ...]] = ()
+    budget_knob: ClassVar[str | None] = None  # the parameter solved for when a token budget is asked (budget.py)
+    budget_fixed: ClassVar[dict[str, Any]] = {}  # other parameters the knob only works with
 
     def __init__(self, **values: Any):
         known = {p.name: p for p in self.params}
@@ -112,3 +129,46 @@ def selection_from_mask(kept: np.ndarray, values: dict[str, np.ndarray] | None =
             owner[t] = np.where(kept[t], flat_ids[t], owner[t - 1])
     per_token = {name: cell_values.reshape(-1)[keep] for name, cell_values in (values or {}).items()}
     return InputSelection(keep=keep, owner=owner.astype(np.int32), values=per_token)
+
+
+@dataclass
+class BlockContext:
+    """What an in-model reducer sees at its point in block `block` (0-based) of `depth`."""
+
+    block: int
+    depth: int
+    grid: tuple[int, int, int]
+    x: torch.Tensor  # (B, N, D) the tokens at this point
+    keys: torch.Tensor  # (B, N, head_dim) this block's attention keys, averaged over heads
+    size: torch.Tensor  # (B, N) float: how many input tokens each token stands for (merges add up)
+    cells: torch.Tensor  # (B, N) long: flat (t, h, w) index of the cell each token keeps
+
+
+class InModelReducer(Reducer):
+    """A reducer that shortens the sequence inside the network (merging or pruning).
+
+    Every tubelet enters the model; then in each block `step` may return a Reduction. It
+    is called between the block's attention and its MLP (stage "mid", as ToMe) or after
+    the block (stage "end"). Values it returns, (B, N) tensors for the tokens it saw,
+    become per-token values of the trace at the layer those tokens entered the block.
+    """
+
+    stage: ClassVar[str] = "mid"
+
+    @property
+    def proportional_attention(self) -> bool:
+        """Add log(size) to the attention logits, so a merged token is attended as its copies would be."""
+        return False
+
+    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
+        return selection_from_mask(np.ones(grid, dtype=bool))
+
+    def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
+        """Called once per clip before the blocks run (e.g. to measure motion); nothing by default."""
+
+    def step(self, ctx: BlockContext) -> tuple[Reduction | None, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def token_counts(self, tokens: int, grid: tuple[int, int, int], depth: int) -> list[int]:
+        """Tokens after each layer (depth + 1 entries, [0] = input) for `tokens` input tokens, without running."""
+        raise NotImplementedError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import InputSelection, Param, Reducer, selection_from_mask
+from .base import BUDGET, InputSelection, Param, Reducer, selection_from_mask
 
 
 def tubelet_distances(video: torch.Tensor, tubelet: int, patch: int) -> np.ndarray:
@@ -62,7 +62,9 @@ class RLT(Reducer):
     params = (
         Param("tau", 0.1, "Keep a tubelet when its mean absolute difference to the previous one, "
                           "in ImageNet-normalized units, exceeds tau.", low=0.0, high=2.0, step=0.01),
+        BUDGET,
     )
+    budget_knob = "tau"
 
     def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
         kept = rlt_mask(tubelet_distances(video, tubelet, patch), self.values["tau"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import InputSelection, Param, Reducer, selection_from_mask
+from .base import BUDGET, InputSelection, Param, Reducer, selection_from_mask
 from .rlt import rlt_mask, tubelet_distances
 
 
@@ -30,7 +30,10 @@ class RandomDrop(Reducer):
         Param("tau", 0.1, "The RLT threshold whose token count is matched.", low=0.0, high=2.0, step=0.01),
         Param("keep_ratio", 0.7, "Fraction of tokens kept when not matching RLT.", low=0.01, high=1.0, step=0.01),
         Param("seed", 0, "Random seed: the same seed drops the same tokens.", low=0, high=2**31 - 1, step=1),
+        BUDGET,
     )
+    budget_knob = "keep_ratio"
+    budget_fixed = {"match_rlt": False}
 
     def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
         total = int(np.prod(grid))
