@@ -31,14 +31,14 @@ def test_embedding_a_subset_equals_the_conv_then_gather(model):
     torch.testing.assert_close(model.embed(video, keep), torch.stack([full[0, keep[0]], full[1, keep[1]]]))
 
 
-def test_recorded_attention_gives_the_fused_output_and_rows_summing_to_one(model):
+def test_recorded_attention_gives_exactly_the_fused_output_and_rows_summing_to_one(model):
     video = torch.randn(1, 3, 4, 32, 32)
     with torch.inference_mode():
         fused = model(video)
         for block in model.blocks:
             block.attn.record = True
         recorded = model(video)
-    torch.testing.assert_close(recorded, fused, rtol=1e-5, atol=1e-5)
+    assert torch.equal(recorded, fused)  # recording computes the weights beside timm's own path
     weights = model.blocks[1].attn.last_weights
     assert weights.shape == (1, CFG.num_heads, 8, 8)
     torch.testing.assert_close(weights.sum(-1), torch.ones(1, CFG.num_heads, 8))

@@ -8,8 +8,9 @@ from .rlt import RLT
 from .simple import Dense, RandomDrop
 from .sta import STA
 from .tome import ToMe
+from .vtm import VTM
 
-REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, ToMe, STA)}
+REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, ToMe, VTM, STA)}
 
 
 def make_reducer(name: str, **params: Any) -> Reducer:

@@ -1,0 +1,218 @@
+"""VTM: video token merging (Lee et al., NeurIPS 2024), the explorer's own version (no public code).
+
+A merging block splits its tokens into targets and sources; each source finds its most
+similar target (cosine similarity of the block's keys) and the most similar share of the
+sources is averaged into their targets (a plain mean). What varies is how the targets are
+chosen, always from the tokens' cells (their place in the clip), never from their position
+in the sequence, which merging reorders:
+
+  naive      every gamma-th token in cell order;
+  region     centre tokens three times as densely as the rest (gamma/2 and 3*gamma/2 apart),
+             which on the full grid puts half of the targets in the central H'/2 x W'/2 cells;
+  boundary   the reverse, for contrast: the border three times as densely as the centre;
+  motion     drawn with probability softmax(motion / temperature) of the token's cell;
+  learnable  drawn with probability softmax(S), S = tanh(K u), from a learned vector u per block.
+
+Every strategy takes ceil(N / gamma) targets, so token counts depend on N alone.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..merge import match_to_targets
+from ..motion import SOURCES, cell_motion
+from .base import BUDGET, BlockContext, InModelReducer, Param, Reduction
+
+TARGETS = ("naive", "region", "boundary", "motion", "learnable")
+DENSER = 3.0  # region: targets gamma/2 apart in the centre and 3*gamma/2 elsewhere, three times as dense
+
+
+class VTMSaliency(nn.Module):
+    """VTM's learnable saliency: one vector u per block, S = tanh(K u) for the block's keys K.
+
+    Targets are drawn from softmax(S), which passes no gradient to u. So while training, an
+    auxiliary attention path adds S to the attention logits (every query attends more to
+    salient keys) and the loss reaches u through it; at inference that path is dropped and S
+    only chooses targets.
+    """
+
+    def __init__(self, depth: int, head_dim: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.u = nn.Parameter(torch.randn(depth, head_dim, generator=generator) / head_dim ** 0.5)
+
+    def forward(self, keys: torch.Tensor, block: int) -> torch.Tensor:
+        """(B, N, head_dim) keys -> (B, N) saliency in [-1, 1]."""
+        return torch.tanh(keys.float() @ self.u[block].to(keys.device))
+
+    def attention_bias(self, keys: torch.Tensor, block: int) -> torch.Tensor | None:
+        """(B, 1, 1, N) saliency to add to the attention logits on the auxiliary path; None at inference."""
+        return self(keys, block)[:, None, None, :] if self.training else None
+
+
+def in_centre(cells: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Whether each flat (t, h, w) cell lies in the central H'/2 x W'/2 cells of its frame."""
+    _, H, W = grid
+    h, w = (cells // W) % H, cells % W
+    top, left = (H - H // 2) // 2, (W - W // 2) // 2
+    return (h >= top) & (h < top + H // 2) & (w >= left) & (w < left + W // 2)
+
+
+def spread(positions: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` of the given positions, evenly spaced through them (every len/count-th)."""
+    return positions[torch.arange(count, device=positions.device) * len(positions) // max(count, 1)]
+
+
+def gumbel_top_k(logits: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Draw `count` of N without replacement, with probabilities softmax(logits) (Gumbel top-k).
+
+    Exact for successive draws, and unlike torch.multinomial it still works when the softmax
+    underflows to zero for most tokens. The noise is drawn on the CPU: a seed gives the same noise
+    on every device.
+    """
+    uniform = torch.rand(logits.shape, generator=generator).clamp_min(1e-12)
+    gumbel = -torch.log(-torch.log(uniform)).to(logits.device)
+    return (logits.float() + gumbel).topk(count).indices
+
+
+class VTM(InModelReducer):
+    name = "vtm"
+    title = "VTM: video token merging"
+    explanation = (
+        "In a few blocks, between attention and the MLP, VTM merges most tokens into a small set of **target** "
+        "tokens: each other token (a *source*) finds its most similar target (cosine similarity of the block's "
+        "attention keys, averaged over heads) and the **merge_fraction** of the sources with the most similar "
+        "targets are averaged into them (a plain mean, not weighted by size). One token in **gamma** is a target. "
+        "The paper's point is that *which* tokens become targets matters, since only targets keep their own "
+        "detail. **naive**: every gamma-th token in (t, h, w) order. **region**: the central H/2 x W/2 of each "
+        "frame gets targets three times as densely as the rest (half of all targets on the full grid). "
+        "**boundary**: the reverse, for contrast. **motion**: targets drawn at random with probability "
+        "softmax(motion / temperature); the paper reads the codec's motion vectors, here motion is a stand-in "
+        "measured from the decoded frames: Farneback **optical flow** (pixels per frame) or **frame difference** "
+        "(grey levels, 0-255). **learnable**: targets drawn with probability softmax(S), saliency S = tanh(K u) "
+        "from the block's keys K and a learned vector u; in training an extra attention path adds S to the "
+        "attention logits so that u learns, and that path is dropped at inference. Here u is **untrained** "
+        "(random, from the seed), so the saliency shown is a random projection of the keys, not a learned one. "
+        "The paper has no public code: this is the explorer's own implementation."
+    )
+    departures = (
+        "No public code exists; this implementation follows the paper's description. Attention is global over the "
+        "short clip; the paper's blocks attend within windows of consecutive frames (6, 30 and 60 frames). Merging "
+        "happens in merge_blocks blocks spread evenly over the depth (default 2: blocks 5 and 9 of 12, counting "
+        "from 1), so that a 16 x 224 x 224 clip keeps 1568 -> 523 -> 175 tokens instead of collapsing to a "
+        "handful. Every strategy takes ceil(N / gamma) targets; region and boundary keep the paper's 3:1 density "
+        "between centre and border at every merge (exactly half the targets in the centre on the full grid). "
+        "Motion comes from optical flow or frame difference, not codec motion vectors, and a softmax temperature "
+        "(default 0.5) sets how strongly it draws targets. The learnable saliency uses the keys averaged over heads "
+        "and an untrained, seeded u; the auxiliary attention path exists only for training "
+        "(VTMSaliency.attention_bias) and the explorer does not train."
+    )
+    params = (
+        Param("targets", "motion", "How target tokens are chosen: naive (every gamma-th), region (denser in the "
+                                   "centre), boundary (denser at the border), motion (drawn by motion), learnable "
+                                   "(drawn by saliency tanh(K u), u untrained here).", choices=TARGETS),
+        Param("gamma", 6, "One token in gamma is a target (ceil(N / gamma) targets).", low=2, high=256, step=1),
+        Param("merge_fraction", 0.8, "Share of the non-target tokens merged into a target at a merging block.",
+              low=0.0, high=1.0, step=0.05),
+        Param("merge_blocks", 2, "How many blocks merge, spread evenly over the depth.", low=0, high=11, step=1),
+        Param("motion_source", "flow", "Motion targets: Farneback optical flow or frame difference, stand-ins for "
+                                       "the codec motion vectors the paper reads.", choices=SOURCES),
+        Param("temperature", 0.5, "Motion targets: probability softmax(motion / temperature), motion in pixels per "
+                                  "frame (flow) or grey levels (difference).", low=0.01, high=100.0, step=0.01),
+        Param("seed", 0, "Seed of the drawn targets and of the untrained u: the same seed merges the same way.",
+              low=0, high=2**31 - 1, step=1),
+        BUDGET,
+    )
+    budget_knob: ClassVar[str] = "merge_fraction"
+
+    def __init__(self, **values: Any):
+        super().__init__(**values)
+        self.saliency: VTMSaliency | None = None  # a trained u for learnable targets; None: seeded, untrained
+        self._motion: torch.Tensor | None = None  # (T'*H'*W',) motion of each cell of the prepared clip
+
+    def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
+        if self.values["targets"] == "motion":
+            motion = cell_motion(video, grid, tubelet, patch, self.values["motion_source"])
+            self._motion = torch.from_numpy(motion).reshape(-1).to(video.device)
+
+    def merge_blocks(self, depth: int) -> list[int]:
+        """The blocks (0-based) that merge: merge_blocks of them, evenly spaced (12 blocks, 2: blocks 4 and 8)."""
+        count = self.values["merge_blocks"]
+        return sorted({depth * k // (count + 1) for k in range(1, count + 1)})
+
+    def plan(self, tokens: int) -> tuple[int, int]:
+        """Targets, and sources merged away, at a merging block that sees `tokens` tokens."""
+        targets = -(-tokens // self.values["gamma"])
+        return targets, round(self.values["merge_fraction"] * (tokens - targets))
+
+    def step(self, ctx: BlockContext) -> tuple[Reduction | None, dict[str, torch.Tensor]]:
+        if ctx.block not in self.merge_blocks(ctx.depth):
+            return None, {}
+        count, r = self.plan(ctx.cells.shape[1])
+        order = ctx.cells.argsort(dim=1)  # tokens in cell order: targets follow places, not positions
+        chosen, values = self._choose(ctx, ctx.cells.gather(1, order), order, count)
+        is_target = torch.zeros_like(chosen).scatter_(1, order, chosen)
+        values["vtm_target"] = is_target.float()
+        reduction = match_to_targets(ctx.keys, is_target, r, mode="mean") if r > 0 else None
+        return reduction, values
+
+    def _choose(self, ctx: BlockContext, cells: torch.Tensor, order: torch.Tensor,
+                count: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(B, N) bool targets in cell order (cells: (B, N) ascending), and values in sequence order."""
+        kind = self.values["targets"]
+        B, N = cells.shape
+        chosen = torch.zeros(B, N, dtype=torch.bool, device=cells.device)
+        values: dict[str, torch.Tensor] = {}
+        if kind == "naive":
+            chosen[:, ::self.values["gamma"]] = True
+            return chosen, values
+        if kind in ("region", "boundary"):
+            for b in range(B):
+                chosen[b, self._by_region(cells[b], ctx.grid, count, centre_denser=kind == "region")] = True
+            return chosen, values
+        if kind == "motion":
+            if self._motion is None:
+                raise ValueError("motion targets need the clip's motion: call prepare() first")
+            scores = self._motion[ctx.cells]
+            values["motion"] = scores.float()
+            logits = scores / self.values["temperature"]
+        else:
+            module = self._saliency_module(ctx.depth, ctx.keys.shape[-1])
+            with torch.no_grad():
+                scores = module(ctx.keys, ctx.block)
+            values["vtm_saliency"] = scores
+            logits = scores
+        generator = torch.Generator().manual_seed(self.values["seed"] * 1000 + ctx.block)
+        logits = logits.gather(1, order)
+        for b in range(B):
+            chosen[b, gumbel_top_k(logits[b], count, generator)] = True
+        return chosen, values
+
+    @staticmethod
+    def _by_region(cells: torch.Tensor, grid: tuple[int, int, int], count: int, centre_denser: bool) -> torch.Tensor:
+        """Positions (in cell order) of `count` targets, one region DENSER times as dense as the other."""
+        centre = in_centre(cells, grid)
+        inner, outer = centre.nonzero()[:, 0], (~centre).nonzero()[:, 0]
+        weight_in, weight_out = (DENSER, 1.0) if centre_denser else (1.0, DENSER)
+        share = weight_in * len(inner) / (weight_in * len(inner) + weight_out * len(outer))
+        from_inner = min(max(round(count * share), count - len(outer)), len(inner))
+        return torch.cat([spread(inner, from_inner), spread(outer, count - from_inner)])
+
+    def _saliency_module(self, depth: int, head_dim: int) -> VTMSaliency:
+        """The given (trained) saliency, or an untrained one drawn from the seed."""
+        if self.saliency is None:
+            return VTMSaliency(depth, head_dim, self.values["seed"]).eval()
+        if tuple(self.saliency.u.shape) != (depth, head_dim):
+            raise ValueError(f"VTM saliency has u of shape {tuple(self.saliency.u.shape)}, "
+                             f"the model needs ({depth}, {head_dim})")
+        return self.saliency
+
+    def token_counts(self, tokens: int, grid: tuple[int, int, int], depth: int) -> list[int]:
+        counts = [tokens]
+        merging = self.merge_blocks(depth)
+        for block in range(depth):
+            counts.append(counts[-1] - (self.plan(counts[-1])[1] if block in merging else 0))
+        return counts
