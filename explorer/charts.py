@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .trace import Trace
+from .values import token_sizes
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=300, legend=dict(orientation="h", y=-0.25))
 
@@ -40,3 +41,31 @@ def value_histogram(trace: Trace, name: str, layer: int) -> go.Figure:
     label = name.replace("_", " ")
     fig.update_layout(title=f"Tokens by {label}", xaxis_title=label, yaxis_title="tokens", **LAYOUT)
     return fig
+
+
+def cluster_sizes(trace: Trace, layer: int) -> go.Figure:
+    """How many tokens stand for how many cells at a layer. Up to 8 cells one bar per size; past that,
+    bins double in width (9-16, 17-32, ...), as merged clusters can reach hundreds of cells."""
+    sizes = token_sizes(trace, layer)
+    sizes = sizes[sizes > 0]  # a token with no cell of its own (none yet) is not a cluster
+    labels, tokens, cells = [], [], []
+    for low, high in _size_bins(int(sizes.max(initial=1))):
+        inside = sizes[(sizes >= low) & (sizes <= high)]
+        labels.append(str(low) if low == high else f"{low}-{high}")
+        tokens.append(inside.size)
+        cells.append(int(inside.sum()))
+    fig = go.Figure(go.Bar(x=labels, y=tokens, customdata=cells,
+                           hovertemplate="%{x} cells: %{y} tokens covering %{customdata} cells<extra></extra>"))
+    fig.update_layout(title=f"Tokens by cluster size at layer {layer}", xaxis_title="cells per token",
+                      yaxis_title="tokens", xaxis_type="category", **LAYOUT)
+    return fig
+
+
+def _size_bins(top: int, single: int = 8) -> list[tuple[int, int]]:
+    """(low, high) inclusive: 1..single one by one, then powers of two up to `top`."""
+    bins = [(size, size) for size in range(1, min(top, single) + 1)]
+    low = single + 1
+    while low <= top:
+        bins.append((low, 2 * low - 2))
+        low = 2 * low - 1
+    return bins

@@ -6,15 +6,24 @@ the cell is that token's own (where it was embedded), and per-token values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .trace import Trace
+from .values import token_sizes
 
-STYLES = ("kept", "value", "plain")
+STYLES = ("kept", "value", "plain", "clusters", "heat")
 NO_TOKEN_GREY = np.array([40, 40, 40], dtype=np.float32)
 DIM = 0.35  # brightness left to a cell covered by a token from elsewhere
+FOCUS_DIM = 0.4  # brightness left to cells outside the focused token
+FOCUS_COLOUR = (255, 230, 0)
+FOCUS_WIDTH = 3  # px of the focused token's outline
+HEAT_ALPHA = 0.6  # share of the heat colour over the frame
+GOLDEN = 0.6180339887498949
+
+Cell = tuple[int, int, int]  # (t', h, w)
 
 
 @dataclass(frozen=True)
@@ -25,11 +34,34 @@ class Legend:
     entries: list[tuple[int, tuple[int, int, int]]]
 
 
+@dataclass(frozen=True)
+class HeatLegend:
+    """What the colours of a heat overlay mean: `ramp` runs from vmin (first) to vmax (last)."""
+
+    name: str
+    vmin: float
+    vmax: float
+    ramp: np.ndarray  # (256, 3) uint8 RGB
+
+
 def palette(count: int) -> np.ndarray:
     """(count, 3) uint8 RGB colours from viridis, low values dark blue, high values yellow."""
     ramp = np.linspace(40, 255, max(count, 1)).astype(np.uint8)[:, None]
     bgr = cv2.applyColorMap(ramp, cv2.COLORMAP_VIRIDIS)[:, 0]
     return bgr[:, ::-1].copy()
+
+
+def heat_ramp() -> np.ndarray:
+    """(256, 3) uint8 RGB: inferno, from black (low) through red to pale yellow (high)."""
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0]
+    return bgr[:, ::-1].copy()
+
+
+def identity_colours(keys: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 RGB, one bright colour per integer key; hues follow the golden ratio so neighbours differ."""
+    hue = ((np.asarray(keys, dtype=np.float64) * GOLDEN) % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hue, np.full_like(hue, 210), np.full_like(hue, 255)], axis=-1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
 
 
 def value_legend(trace: Trace, name: str) -> Legend:
@@ -39,23 +71,43 @@ def value_legend(trace: Trace, name: str) -> Legend:
     return Legend(title=name.replace("_", " "), entries=[(v, tuple(int(c) for c in colours[v - 1])) for v in range(1, top + 1)])
 
 
+def heat_legend(trace: Trace, name: str, layer: int, vmin: float | None = None,
+                vmax: float | None = None) -> HeatLegend:
+    """The colour range of a heat value at a layer; a bound not given is robust (2nd / 98th percentile of
+    the finite cell values), so one outlier does not wash the rest out."""
+    values = trace.cell_values(name, layer)
+    finite = values[np.isfinite(values)]
+    low, high = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+    low, high = float(low if vmin is None else vmin), float(high if vmax is None else vmax)
+    if high <= low:
+        low, high = low - 0.5, low + 0.5
+    return HeatLegend(name=name, vmin=low, vmax=high, ramp=heat_ramp())
+
+
 def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, style: str = "kept",
-               value: str | None = None, dim: float = DIM) -> np.ndarray:
+               value: str | None = None, dim: float = DIM, *, frames: np.ndarray | None = None,
+               focus: Cell | None = None, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """One RGB frame with the tokens of its tubelet at `layer` drawn over it.
 
-    kept  — cells that are their token's own are outlined; cells covered by a token
-            from elsewhere (an RLT run) are dimmed; cells with no token are grey.
-    value — as kept, with own cells tinted by the token's `value` (legend from value_legend).
-    plain — the frame as the model saw it.
+    kept     — cells that are their token's own are outlined; cells covered by a token
+               from elsewhere (an RLT run) are dimmed; cells with no token are grey.
+    value    — as kept, with own cells tinted by the token's `value` (legend from value_legend).
+    plain    — the frame as the model saw it.
+    clusters — each token's cells filled with the token's mean colour over all the frames
+               it covers (`frames`: the whole clip) and outlined where the token changes,
+               in a colour of its own; cells with no token faded grey.
+    heat     — the token's float `value` as a heatmap (range from heat_legend); NaN grey.
+    focus    — a cell (t', h, w): its token's cells stay bright and are outlined, the rest dimmed.
     """
-    maps = _LayerMaps(trace, layer, style, value)
+    maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
     return maps.draw(frame, tubelet_index, dim)
 
 
 class _LayerMaps:
     """What a layer's overlay needs per cell, computed once for all the frames drawn from it."""
 
-    def __init__(self, trace: Trace, layer: int, style: str, value: str | None):
+    def __init__(self, trace: Trace, layer: int, style: str, value: str | None, *, frames: np.ndarray | None = None,
+                 focus: Cell | None = None, vmin: float | None = None, vmax: float | None = None):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
         self.style, self.cell = style, trace.cell[1:]
@@ -66,10 +118,38 @@ class _LayerMaps:
             cell_value = np.nan_to_num(trace.cell_values(value, layer)).astype(int)
             colours = palette(trace.grid[0]).astype(np.float64)
             self.tint = colours[np.clip(cell_value - 1, 0, len(colours) - 1)]
+        if style == "clusters":
+            if frames is None:
+                raise ValueError("the clusters style needs the clip's frames for each token's mean colour")
+            mean = np.rint(_token_mean_colours(frames, trace, layer)).astype(np.uint8)
+            self.fill = _per_cell(mean, self.owner)
+            # keyed by the token's home cell, not its index, so a token keeps its colour from layer to layer
+            self.identity = _per_cell(identity_colours(trace.values["cell"][layer]), self.owner)
+            self.edges = _boundaries(self.owner) & (self.owner >= 0)[..., None]
+        if style == "heat":
+            if value is None:
+                raise ValueError("the heat style needs a value to draw")
+            self.heat, self.no_heat = _heat_colours(trace, value, layer, vmin, vmax)
+        self.focus_cell = None if focus is None else _cell(focus)
+        self.focus = None
+        if focus is not None:
+            self.focus = _focus_region(self.owner, self.focus_cell)
+            self.focus_edges = _boundaries(self.focus.astype(np.int32)) & self.focus[..., None]
 
     def draw(self, frame: np.ndarray, t: int, dim: float) -> np.ndarray:
         if self.style == "plain":
-            return frame.copy()
+            out = frame.copy()
+        elif self.style == "clusters":
+            out = self._clusters(frame, t)
+        elif self.style == "heat":
+            out = self._heat(frame, t)
+        else:
+            out = self._kept(frame, t, dim)
+        if self.focus is not None:
+            out = self._highlight(out, t)
+        return out
+
+    def _kept(self, frame: np.ndarray, t: int, dim: float) -> np.ndarray:
         home, owner = self.home[t], self.owner[t]
         image = frame.astype(np.float32)
         image *= np.where(self._pixels((owner >= 0) & ~home), dim, 1.0)
@@ -80,11 +160,117 @@ class _LayerMaps:
         _outline_cells(out, home, *self.cell)
         return out
 
+    def _clusters(self, frame: np.ndarray, t: int) -> np.ndarray:
+        out = _upscale(self.fill[t], self.cell)
+        _fade(out, frame, self._mask(self.owner[t] < 0))
+        edge = _edge_pixels(self.edges[t], *self.cell, width=1)
+        out[edge] = _upscale(self.identity[t], self.cell)[edge]
+        return out
+
+    def _heat(self, frame: np.ndarray, t: int) -> np.ndarray:
+        out = cv2.addWeighted(frame, 1 - HEAT_ALPHA, _upscale(self.heat[t], self.cell), HEAT_ALPHA, 0)
+        _fade(out, frame, self._mask(self.no_heat[t]))
+        return out
+
+    def _highlight(self, image: np.ndarray, t: int) -> np.ndarray:
+        out = cv2.convertScaleAbs(image, alpha=FOCUS_DIM)
+        inside = self._mask(self.focus[t])
+        out[inside] = image[inside]
+        out[_edge_pixels(self.focus_edges[t], *self.cell, width=FOCUS_WIDTH)] = FOCUS_COLOUR
+        ft, fh, fw = self.focus_cell
+        if ft == t:  # a dot on the picked cell itself
+            ph, pw = self.cell
+            centre = (int(fw * pw + pw // 2), int(fh * ph + ph // 2))
+            cv2.circle(out, centre, max(2, min(ph, pw) // 6), FOCUS_COLOUR, -1)
+        return out
+
+    def _mask(self, per_cell: np.ndarray) -> np.ndarray:
+        """(H', W') bool per cell -> (H, W) bool per pixel."""
+        return self._pixels(per_cell)[..., 0]
+
     def _pixels(self, per_cell: np.ndarray) -> np.ndarray:
         """(H', W'[, C]) per-cell values -> (H, W, 1 or C) per-pixel values."""
         ph, pw = self.cell
         pixels = per_cell.repeat(ph, axis=0).repeat(pw, axis=1)
         return pixels if pixels.ndim == 3 else pixels[..., None]
+
+
+def _upscale(per_cell: np.ndarray, cell: tuple[int, int]) -> np.ndarray:
+    """(H', W', 3) uint8 per-cell colours -> (H, W, 3) pixels, each cell a flat block."""
+    ph, pw = cell
+    return cv2.resize(per_cell, (per_cell.shape[1] * pw, per_cell.shape[0] * ph), interpolation=cv2.INTER_NEAREST)
+
+
+def _fade(out: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> None:
+    """Where `mask` (no token, or no value), draw the frame blended strongly to grey."""
+    if mask.any():
+        out[mask] = (0.3 * frame[mask] + 0.7 * NO_TOKEN_GREY).astype(np.uint8)
+
+
+def _cell(cell: Cell) -> Cell:
+    """A cell as a tuple of ints, so it indexes one element (a list would index rows)."""
+    t, h, w = (int(i) for i in cell)
+    return t, h, w
+
+
+def _per_cell(per_token: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """(T', H', W', ...) each cell's token's entry; zeros where no token stands."""
+    out = np.zeros(owner.shape + per_token.shape[1:], dtype=per_token.dtype)
+    has = owner >= 0
+    out[has] = per_token[owner[has]]
+    return out
+
+
+def _token_mean_colours(frames: np.ndarray, trace: Trace, layer: int) -> np.ndarray:
+    """(tokens, 3) float32: the mean RGB of all the pixels of all the cells each token stands for."""
+    tf, ph, pw = trace.cell
+    tp, hp, wp = trace.grid
+    if frames.shape[:3] != (tp * tf, hp * ph, wp * pw):
+        raise ValueError(f"frames {frames.shape[:3]} do not match the trace's grid {trace.grid} of cells {trace.cell}")
+    # INTER_AREA at an integer factor is the exact mean of each cell's pixels.
+    cell_means = np.stack([cv2.resize(f.astype(np.float32), (wp, hp), interpolation=cv2.INTER_AREA) for f in frames])
+    cell_means = cell_means.reshape(tp, tf, hp, wp, 3).mean(axis=1).reshape(-1, 3)
+    owner = trace.owner[layer].reshape(-1)
+    has = owner >= 0
+    sums = np.stack([np.bincount(owner[has], cell_means[has, c], trace.tokens_per_layer[layer]) for c in range(3)], 1)
+    return (sums / np.maximum(token_sizes(trace, layer), 1)[:, None]).astype(np.float32)
+
+
+def _heat_colours(trace: Trace, name: str, layer: int, vmin: float | None,
+                  vmax: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: the heat colour (T', H', W', 3) uint8 and where there is no value (T', H', W') bool."""
+    legend = heat_legend(trace, name, layer, vmin, vmax)
+    values = trace.cell_values(name, layer)
+    missing = ~np.isfinite(values)
+    scaled = (np.where(missing, legend.vmin, values) - legend.vmin) / (legend.vmax - legend.vmin)
+    index = np.clip(np.rint(scaled * (len(legend.ramp) - 1)), 0, len(legend.ramp) - 1).astype(int)
+    return legend.ramp[index], missing
+
+
+def _focus_region(owner: np.ndarray, focus: Cell) -> np.ndarray:
+    """(T', H', W') bool: the cells of the focused cell's token; the cell alone where no token stands."""
+    token = owner[focus]
+    if token >= 0:
+        return owner == token
+    region = np.zeros(owner.shape, dtype=bool)
+    region[focus] = True
+    return region
+
+
+def _boundaries(ids: np.ndarray) -> np.ndarray:
+    """(T', H', W', 4) bool: the top, bottom, left, right edge of each cell borders another id or the frame's edge."""
+    padded = np.pad(ids, ((0, 0), (1, 1), (1, 1)), constant_values=np.iinfo(np.int32).min)
+    return np.stack([padded[:, :-2, 1:-1] != ids, padded[:, 2:, 1:-1] != ids,
+                     padded[:, 1:-1, :-2] != ids, padded[:, 1:-1, 2:] != ids], axis=-1)
+
+
+def _edge_pixels(edges: np.ndarray, ph: int, pw: int, width: int) -> np.ndarray:
+    """(H', W', 4) per-cell edge flags -> (H, W) bool: the pixels within `width` of a flagged edge, inside the cell."""
+    rows, cols = np.arange(ph)[None, :, None, None], np.arange(pw)[None, None, None, :]
+    top, bottom, left, right = (edges[:, None, :, None, i] for i in range(4))
+    mask = ((top & (rows < width)) | (bottom & (rows >= ph - width))
+            | (left & (cols < width)) | (right & (cols >= pw - width)))
+    return mask.reshape(edges.shape[0] * ph, edges.shape[1] * pw)
 
 
 def _outline_cells(image: np.ndarray, cells: np.ndarray, ph: int, pw: int) -> None:
@@ -93,13 +279,40 @@ def _outline_cells(image: np.ndarray, cells: np.ndarray, ph: int, pw: int) -> No
                       (255, 255, 255), 1)
 
 
+def cluster_info(trace: Trace, layer: int, cell: Cell) -> dict[str, Any]:
+    """What the token standing for `cell` at `layer` is: its index, size in cells, cells per time slot t',
+    its home cell (t', h, w), its per-token values; and the cell's fate over the whole trace: the first
+    layer (>= 1) where its token stands for more cells than at the layer before ("merged_at") and the
+    first layer where no token stands for it ("pruned_at"), each None if never."""
+    cell = _cell(cell)
+    sizes = [_size_at(trace, l, cell) for l in range(trace.layers + 1)]
+    merged_at = next((l for l in range(1, len(sizes)) if sizes[l] > sizes[l - 1]), None)
+    pruned_at = next((l for l in range(len(sizes)) if trace.owner[l][cell] < 0), None)
+    token = int(trace.owner[layer][cell])
+    info: dict[str, Any] = {"token": None, "size": 0, "per_slot": [0] * trace.grid[0], "home": None, "values": {},
+                            "merged_at": merged_at, "pruned_at": pruned_at}
+    if token < 0:
+        return info
+    mine = trace.owner[layer] == token
+    home = np.unravel_index(int(trace.values["cell"][layer][token]), trace.grid)
+    values = {name: per_layer[layer][token].item() for name, per_layer in trace.values.items() if name != "cell"}
+    return info | {"token": token, "size": int(mine.sum()), "per_slot": mine.sum(axis=(1, 2)).tolist(),
+                   "home": tuple(int(i) for i in home), "values": values}
+
+
+def _size_at(trace: Trace, layer: int, cell: Cell) -> int:
+    token = trace.owner[layer][cell]
+    return int((trace.owner[layer] == token).sum()) if token >= 0 else 0
+
+
 def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept", value: str | None = None,
-              every_frame: bool = False, columns: int = 8, gap: int = 4) -> np.ndarray:
+              every_frame: bool = False, columns: int = 8, gap: int = 4, *, focus: Cell | None = None,
+              vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """All tubelets (one frame each, its last, or every frame) tiled in a grid with labels."""
     t_frames = trace.cell[0]
     picks = range(frames.shape[0]) if every_frame else range(t_frames - 1, frames.shape[0], t_frames)
     tiles = []
-    maps = _LayerMaps(trace, layer, style, value)
+    maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
     for f in picks:
         tile = maps.draw(frames[f], f // t_frames, DIM)
         label = f"frame {f}  t'={f // t_frames}"

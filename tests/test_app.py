@@ -7,6 +7,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer.ui.cached as cached
+from explorer.ui.views import STYLE_NAMES
+from models.reducers import REDUCERS
+
+STYLES = {label: style for style, label in STYLE_NAMES.items()}
 from tests.conftest import write_video
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -65,12 +69,47 @@ def test_changing_tau_changes_the_tokens(app):
     assert app.runs.count("rlt") == 2 and app.runs.count("none") == 1
 
 
-def test_every_reducer_can_be_chosen(app):
-    for name in ("random", "none", "rlt"):
+def test_every_reducer_can_be_chosen_and_every_overlay_drawn(app):
+    for name in REDUCERS:
         app.selectbox(key="reducer").set_value(name).run()
-        assert not app.exception and not app.error
-        app.slider(key="layer").set_value(3).run()
-        assert not app.exception
+        assert not app.exception and not app.error, name
+        for layer in (3, 12):
+            app.slider(key="layer").set_value(layer).run()
+            for label in app.radio(key="style").options:
+                app.radio(key="style").set_value(STYLES[label]).run()
+                assert not app.exception, (name, layer, style)
+    assert sorted(set(app.runs)) == sorted(REDUCERS)
+
+
+def test_merging_shows_fewer_tokens_per_layer_and_clusters(app):
+    app.selectbox(key="reducer").set_value("tome").run()
+    app.number_input(key="param.tome.r").set_value(20).run()
+    assert not app.exception and not app.error
+    app.slider(key="layer").set_value(5).run()
+    assert app.get("image")[0].proto.imgs[0].caption.startswith("96 tokens at layer 5")
+    app.radio(key="style").set_value("clusters").run()
+    app.toggle(key="focus_on").set_value(True).run()
+    assert not app.exception
+
+
+def test_a_token_budget_and_saliency_settings_apply(app):
+    app.selectbox(key="reducer").set_value("sta").run()
+    app.slider(key="param.sta.budget").set_value(0.5).run()
+    assert not app.exception and not app.error
+    app.radio(key="fusion").set_value("max").run()
+    app.slider(key="discard").set_value(0.5).run()
+    app.radio(key="style").set_value("heat").run()
+    app.selectbox(key="heat_value").set_value("rollout").run()
+    assert not app.exception
+    app.toggle(key="saliency_on").set_value(False).run()
+    assert not app.exception and not app.error
+
+
+def test_a_bad_merge_list_is_a_clear_message(app):
+    app.selectbox(key="reducer").set_value("tome").run()
+    app.text_input(key="param.tome.r_list").input("8,x").run()
+    assert not app.exception
+    assert any("r_list" in e.value for e in app.error)
 
 
 def test_an_uploaded_video_is_analyzed(app, tmp_path):

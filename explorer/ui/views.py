@@ -1,23 +1,41 @@
 """Main-page views. Each reads a Clip and Traces only, never a reducer's internals."""
 from __future__ import annotations
 
+import html
 import io
 import zipfile
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import cv2
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from models.reducers import REDUCERS
 from models.weights import LoadReport
 
-from .. import charts
-from ..overlays import draw_clip, value_legend
+from .. import charts, values
+from ..overlays import HeatLegend, cluster_info, draw_clip, heat_legend, value_legend
 from ..trace import Trace
 from ..video import Clip
 
-STYLE_NAMES = {"value": "Run length colour", "kept": "Kept / pruned", "plain": "Frames only"}
+STYLE_NAMES = {"value": "Run length colour", "clusters": "Clusters", "heat": "Heat", "kept": "Kept / pruned",
+               "plain": "Frames only"}
+STYLE_HELP = {
+    "value": "Each kept token is tinted by its run length: how many tubelets in a row it stands for.",
+    "clusters": "A cluster is the set of cells one token stands for: tokens merged together (or an RLT run) "
+                "become one token covering all their cells, possibly across time slots t'. Each cluster is "
+                "filled with the mean colour of its pixels over every frame it covers and outlined in a colour "
+                "of its own, the same in every frame, so a cluster spanning frames shows the same outline in "
+                "each. Faded grey cells have no token.",
+    "heat": "Each cell shows the value of the token standing for it: dark is low, bright yellow is high "
+            "(scale below, 2nd to 98th percentile of this layer). Grey cells have no value here: no token, "
+            "or the value does not exist at this layer.",
+    "kept": "Outlined cells are tokens, drawn where they were embedded. Dimmed cells have no token of their "
+            "own: a token from elsewhere stands for them. Grey cells have no token at all.",
+    "plain": "The frames as the model sees them.",
+}
 
 
 def numbers_view(trace: Trace, dense: Trace) -> None:
@@ -42,19 +60,73 @@ def numbers_view(trace: Trace, dense: Trace) -> None:
 
 def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
     """The frames with the tokens of the chosen layer drawn over them; returns the image and the layer."""
-    value = "run_length" if "run_length" in trace.values else None
-    styles = [s for s in STYLE_NAMES if s != "value" or value]
+    heat = values.heat_values(trace)
+    run_length = "run_length" if "run_length" in trace.values else None
+    styles = [s for s in STYLE_NAMES if (s != "value" or run_length) and (s != "heat" or heat)
+              and (s != "clusters" or values.shares_tokens(trace))]
     c1, c2, c3 = st.columns([3, 2.5, 1.3])
     layer = c1.slider("Layer", 0, trace.layers, 0, key="layer",
                       help="0 is the model's input; l is the sequence after block l.")
     style = c2.radio("Overlay", styles, format_func=STYLE_NAMES.get, horizontal=True, key="style")
     every = c3.toggle("All frames", key="every_frame", help="Show both frames of each tubelet.")
-    image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4)
-    st.image(image, width="stretch", caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
-             + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."))
-    if style == "value":
-        legend_view(trace, value)
+    row = st.columns([2.2, 1.3, 1, 1, 1])
+    value = run_length
+    if style == "heat":
+        value = row[0].selectbox("Heat value", heat, format_func=lambda name: values.describe(name).label,
+                                 key="heat_value")
+    focus = focus_ui(trace, row[1:])
+    image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4,
+                      focus=focus)
+    picture, info = st.columns([4, 1]) if focus else (st.container(), None)
+    picture.image(image, width="stretch", caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
+                  + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."))
+    with picture:
+        if style == "value":
+            legend_view(trace, value)
+        if style == "heat":
+            heat_bar_view(heat_legend(trace, value, layer), values.describe(value))
+        st.caption(STYLE_HELP[style])
+    if focus:
+        with info:
+            cluster_info_view(cluster_info(trace, layer, focus), layer)
     return image, layer
+
+
+def focus_ui(trace: Trace, cols: list[DeltaGenerator]) -> tuple[int, int, int] | None:
+    """A cell to follow, (t', h, w) within the grid, or None when the toggle is off; drawn in four columns."""
+    on = cols[0].toggle("Follow a cell", key="focus_on",
+                        help="Highlight the token standing for one cell, in every frame it covers.")
+    if not on:
+        return None
+    t, h, w = (int(col.number_input(label, min_value=0, max_value=size - 1, step=1, key=key))
+               for col, label, size, key in zip(cols[1:], ("t' (time slot)", "h (row)", "w (column)"), trace.grid,
+                                                ("focus_t", "focus_h", "focus_w")))
+    return t, h, w
+
+
+def cluster_info_view(info: dict[str, Any], layer: int) -> None:
+    """What the followed cell's token is at this layer, and when the cell was merged or pruned."""
+    if info["token"] is None:
+        st.metric("Token", "none", help="No token stands for this cell at this layer.")
+    else:
+        st.metric("Cluster size", f"{info['size']} cell{'s' if info['size'] != 1 else ''}",
+                  help="How many cells the followed cell's token stands for at this layer.")
+        slots = ", ".join(f"t'={t}: {n}" for t, n in enumerate(info["per_slot"]) if n)
+        st.markdown(f"**Cells per time slot**: {slots}  \n**Home cell** (t', h, w): {info['home']}")
+    merged, pruned = ("never" if layer_ is None else layer_ for layer_ in (info["merged_at"], info["pruned_at"]))
+    st.markdown(f"**Merged at layer**: {merged}  \n**Pruned at layer**: {pruned}",
+                help="Over the whole model, not only this layer: where the cell's token first grew by a merge, "
+                     "and where the cell was left with no token.")
+    rows = [f"**{values.describe(name).label}**: {_number(number)}" for name, number in info["values"].items()
+            if name != "size"]  # the metric above says it
+    if rows:
+        st.markdown(f"At layer {layer}:  \n" + "  \n".join(rows))
+
+
+def _number(number: float | int) -> str:
+    if isinstance(number, float):
+        return "—" if not np.isfinite(number) else f"{number:.3g}"
+    return str(number)
 
 
 def legend_view(trace: Trace, name: str) -> None:
@@ -64,14 +136,23 @@ def legend_view(trace: Trace, name: str) -> None:
     st.html(f'<div style="font-size:0.85em">{legend.title} (tubelets): {swatches}</div>')
 
 
+def heat_bar_view(legend: HeatLegend, info: values.ValueInfo) -> None:
+    """A colour bar from vmin to vmax, and what the value means."""
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in legend.ramp[::32].tolist() + [legend.ramp[-1].tolist()])
+    st.html(f'<div style="font-size:0.85em;display:flex;align-items:center;gap:0.6em">'
+            f'<b>{html.escape(info.label)}</b><span>{legend.vmin:.3g}</span>'
+            f'<span style="flex:1;height:0.9em;background:linear-gradient(to right, {stops})"></span>'
+            f'<span>{legend.vmax:.3g}</span></div>')
+    st.caption(info.explanation)
+
+
 def explanation_view(reducer: str, trace: Trace) -> None:
     cls = REDUCERS[reducer]
     st.markdown(f"**{cls.title}**\n\n{cls.explanation}")
     st.markdown(
-        "**What you see.** Outlined cells are tokens, drawn where they were embedded. Dimmed cells have "
-        "no token of their own: an earlier token at the same place stands for them (an RLT run). "
-        "Grey cells have no token at all. With *Run length colour*, each token is tinted by how many "
-        "tubelets it stands for.")
+        "**What you see.** The tokens of one layer drawn over the frames: layer 0 is what enters the "
+        "first block, layer l what leaves block l. The text under the picture says what the chosen "
+        "overlay shows; *Follow a cell* picks one place and shows which token stands for it.")
     if cls.departures:
         st.caption(f"Departure from the paper: {cls.departures}")
     for note in trace.meta.get("notes", []):
@@ -87,6 +168,10 @@ def charts_view(trace: Trace, dense: Trace, layer: int) -> None:
         right.plotly_chart(charts.value_histogram(trace, "run_length", layer), key="chart_values")
         right.caption(f"How many tubelets each kept token stands for. A run of {trace.grid[0]} is a place that never "
                       "changed enough over the whole clip; a run of 1 is followed at once by another kept token.")
+    elif values.shares_tokens(trace):
+        right.plotly_chart(charts.cluster_sizes(trace, layer), key="chart_sizes")
+        right.caption("How many cells each token stands for at this layer. Every token starts as one cell; merging "
+                      "makes fewer, bigger clusters, so the bars move right as the layer grows.")
     else:
         right.plotly_chart(charts.flops_per_layer({"dense": dense, trace.meta["reducer"]: trace}), key="chart_flops")
         right.caption("FLOPs of each block, computed from the number of tokens it runs on.")

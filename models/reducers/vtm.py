@@ -108,7 +108,8 @@ class VTM(InModelReducer):
         "Motion comes from optical flow or frame difference, not codec motion vectors, and a softmax temperature "
         "(default 0.5) sets how strongly it draws targets. The learnable saliency uses the keys averaged over heads "
         "and an untrained, seeded u; the auxiliary attention path exists only for training "
-        "(VTMSaliency.attention_bias) and the explorer does not train."
+        "(VTMSaliency.attention_bias) and the explorer does not train. After merging, the final mean pooling "
+        "weighs each token by the input tokens it stands for (as ToMe does for MAE models)."
     )
     params = (
         Param("targets", "motion", "How target tokens are chosen: naive (every gamma-th), region (denser in the "

@@ -1,0 +1,91 @@
+"""What the per-token values of a trace mean, and which of them a trace has (no Streamlit).
+
+A value is either a count (an integer such as a cluster size: discrete legend) or a heat
+value (a float such as attention: continuous colour bar). "cell" is an index, neither.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .trace import Trace
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    label: str
+    explanation: str
+    kind: str  # "count", "heat" or "index"
+
+
+VALUES: dict[str, ValueInfo] = {
+    "cell": ValueInfo(
+        "home cell", "The flat (t, h, w) index of the cell the token keeps as its place: where it was embedded, "
+        "or for a merged token the place of the token it was merged into.", "index"),
+    "size": ValueInfo(
+        "cluster size", "How many cells (places in the clip) the token stands for. Every token starts with one; "
+        "when tokens merge, the new token stands for all their cells.", "count"),
+    "run_length": ValueInfo(
+        "run length", "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
+        "kept and the repeats that barely changed are covered by it.", "count"),
+    "rollout": ValueInfo(
+        "attention rollout", "How much of the model's output traces back to each cell through all the attention "
+        "layers, relative to a uniform share: 1 is an average cell, 3 is three times the average.", "heat"),
+    "attention": ValueInfo(
+        "attention received", "How much attention the token receives from the others in the next block, per cell "
+        "it stands for, relative to uniform (1 = average). There is no next block after the last layer.", "heat"),
+    "vtm_saliency": ValueInfo(
+        "VTM saliency", "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
+        "targets are drawn with probability softmax(saliency). Here u is untrained (random from the seed) unless a "
+        "trained one is given, so the map shows what the mechanism does, not what it learns. Shown on the tokens "
+        "entering each merging block.", "heat"),
+    "vtm_target": ValueInfo(
+        "VTM targets", "1 where the token was chosen as a target at a merging block (it keeps its own detail and "
+        "others merge into it), 0 where it was a source. Shown on the tokens entering each merging block.",
+        "heat"),
+    "motion": ValueInfo(
+        "motion", "How much the content at the token's cell moves, measured from the pixels (optical flow in "
+        "pixels per frame, or frame difference in grey levels); 0 is still. VTM draws its targets by it.", "heat"),
+    "sta_score": ValueInfo(
+        "STA score", "STA's score of each token where it prunes: accumulated temporal redundancy times (1 - "
+        "activation). The tokens with the highest score are pruned; in the first group STA visits, the score is "
+        "the best similarity to a partner instead.", "heat"),
+}
+
+
+def describe(name: str, integer: bool = False) -> ValueInfo:
+    """The table's entry, or a generic one: unknown integers are counts, anything else is heat."""
+    if name in VALUES:
+        return VALUES[name]
+    label = name.replace("_", " ")
+    if integer:
+        return ValueInfo(label, f"A whole number the reducer recorded for each token ({label}).", "count")
+    return ValueInfo(label, f"A number the reducer recorded for each token ({label}); brighter cells belong to "
+                            "tokens with higher values.", "heat")
+
+
+def kind(trace: Trace, name: str) -> str:
+    integer = np.issubdtype(trace.values[name][0].dtype, np.integer)
+    return describe(name, integer).kind
+
+
+def heat_values(trace: Trace) -> list[str]:
+    """Heat values the trace has, finite at some layer (a value that is NaN everywhere shows nothing)."""
+    return [name for name, per_layer in trace.values.items()
+            if kind(trace, name) == "heat" and any(np.isfinite(v).any() for v in per_layer)]
+
+
+def count_values(trace: Trace) -> list[str]:
+    return [name for name in trace.values if kind(trace, name) == "count"]
+
+
+def token_sizes(trace: Trace, layer: int) -> np.ndarray:
+    """(tokens,) int: how many cells each token stands for at the layer, counted from the owner map."""
+    owner = trace.owner[layer]
+    return np.bincount(owner[owner >= 0], minlength=trace.tokens_per_layer[layer])
+
+
+def shares_tokens(trace: Trace) -> bool:
+    """Whether some token stands for more than one cell at some layer (a merge or an RLT run)."""
+    return any(token_sizes(trace, layer).max(initial=0) > 1 for layer in range(trace.layers + 1))
