@@ -30,8 +30,13 @@ VALUES: dict[str, ValueInfo] = {
         "run length", "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
         "kept and the repeats that barely changed are covered by it.", "count"),
     "rollout": ValueInfo(
-        "attention rollout", "How much of the model's output traces back to each cell through all the attention "
-        "layers, relative to a uniform share: 1 is an average cell, 3 is three times the average.", "heat"),
+        "attention rollout", "How much of the model's output traces back to each cell through the attention of "
+        "the blocks after this layer (heads fused, identity added for the residual path, rows renormalized, "
+        "multiplied through), relative to a uniform share: 1 is an average cell, 3 is three times the average. "
+        "Why sizes matter: a merged token is an average of its members, so its share flows back to them in the "
+        "same proportions (by size for ToMe, equally for VTM), a pruned token passes nothing on, and the output "
+        "pools tokens by size. A token standing for k cells spreads its share over them, so a big cluster is not "
+        "painted k times too bright.", "heat"),
     "attention": ValueInfo(
         "attention received", "How much attention the token receives from the others in the next block, per cell "
         "it stands for, relative to uniform (1 = average). There is no next block after the last layer.", "heat"),

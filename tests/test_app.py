@@ -43,7 +43,7 @@ def metric(at, label):
 
 def test_default_run_shows_the_numbers_the_overlay_and_the_charts(app):
     assert not app.exception and not app.error
-    assert metric(app, "Tokens into the model").endswith("/ 196")
+    assert metric(app, "Tokens per layer").endswith("/ 196")
     assert "G" in metric(app, "FLOPs") and "ms" in metric(app, "Forward time")
     assert app.get("image"), "the overlay image is drawn"
     assert len(app.get("plotly_chart")) == 2
@@ -61,9 +61,9 @@ def test_moving_the_layer_or_the_overlay_never_reruns_the_model(app):
 
 
 def test_changing_tau_changes_the_tokens(app):
-    before = metric(app, "Tokens into the model")
+    before = metric(app, "Tokens per layer")
     app.slider(key="param.rlt.tau").set_value(1.5).run()
-    after = metric(app, "Tokens into the model")
+    after = metric(app, "Tokens per layer")
     assert not app.exception and before != after
     assert int(after.split("/")[0]) < int(before.split("/")[0])
     assert app.runs.count("rlt") == 2 and app.runs.count("none") == 1

@@ -43,7 +43,11 @@ def numbers_view(trace: Trace, dense: Trace) -> None:
     flops, dense_flops = trace.flops.sum(), dense.flops.sum()
     seconds, dense_seconds = trace.seconds["forward"], dense.seconds["forward"]
     cols = st.columns(4)
-    cols[0].metric("Tokens into the model", f"{kept} / {total}", f"{kept / total - 1:+.0%}", delta_color="inverse")
+    average, last = float(np.mean(trace.tokens_per_layer)), trace.tokens_per_layer[-1]
+    cols[0].metric("Tokens per layer (average)", f"{average:.0f} / {total}", f"{average / total - 1:+.0%}",
+                   delta_color="inverse",
+                   help=f"{kept} tokens enter the first block and {last} leave the last; the average over the layers "
+                        "is what a token budget fixes." + _budget_note(trace))
     cols[1].metric("FLOPs", f"{flops / 1e9:.1f} G", f"{flops / dense_flops - 1:+.0%} vs dense", delta_color="inverse",
                    help=f"Matrix products of the whole forward, a multiply-add counted as 2 FLOPs (papers often quote "
                         f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G.")
@@ -56,6 +60,12 @@ def numbers_view(trace: Trace, dense: Trace) -> None:
         same = top[0]["index"] == dense_top[0]["index"]
         cols[3].metric("Top-1 prediction", top[0]["label"], "same as dense" if same else f"dense: {dense_top[0]['label']}",
                        delta_color="off" if same else "inverse")
+
+
+def _budget_note(trace: Trace) -> str:
+    fit = trace.meta.get("budget")
+    return (f" Budget {fit['fraction']:g} of the dense count: {fit['knob']} was set to {fit['value']:g}."
+            if fit else "")
 
 
 def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
@@ -153,6 +163,10 @@ def explanation_view(reducer: str, trace: Trace) -> None:
         "**What you see.** The tokens of one layer drawn over the frames: layer 0 is what enters the "
         "first block, layer l what leaves block l. The text under the picture says what the chosen "
         "overlay shows; *Follow a cell* picks one place and shows which token stands for it.")
+    if trace.meta.get("budget"):
+        st.markdown(f"**Token budget.**{_budget_note(trace)} The budget is the average number of tokens over the "
+                    "layers (the average height of the tokens-per-layer chart), so reducers that act early or late "
+                    "can be compared at the same count.")
     if cls.departures:
         st.caption(f"Departure from the paper: {cls.departures}")
     for note in trace.meta.get("notes", []):
