@@ -7,12 +7,14 @@ Python API (the app and the CLI use the same calls):
     model, report = build_model(ModelSpec(size="small"), clip.num_frames, 224)
     trace = analyze(clip, model, make_reducer("rlt", tau=0.1))
     trace.tokens_per_layer, trace.owner, trace.values["run_length"], trace.top_k(5)
+    merged = analyze(clip, model, make_reducer("tome", budget=0.5), saliency=SaliencySpec("max"))
     trace.save("out/")            # summary.json + trace.npz; Trace.load("out/") reads them back
 """
 from models.reducers import REDUCERS, make_reducer
 
 from .analyze import ModelSpec, analyze, build_model
+from .saliency import SaliencySpec
 from .trace import Trace
 from .video import Clip, load_clip
 
-__all__ = ["REDUCERS", "Clip", "ModelSpec", "Trace", "analyze", "build_model", "load_clip", "make_reducer"]
+__all__ = ["REDUCERS", "Clip", "ModelSpec", "SaliencySpec", "Trace", "analyze", "build_model", "load_clip", "make_reducer"]

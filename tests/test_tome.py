@@ -141,3 +141,14 @@ def test_proportional_attention_changes_the_output_once_tokens_merge():
     off = analyze(clip, model, make_reducer("tome", r=40), device="cpu", saliency=None)
     on = analyze(clip, model, make_reducer("tome", r=40, prop_attn=True), device="cpu", saliency=None)
     assert not np.allclose(off.logits, on.logits)
+
+
+def test_a_merged_trace_with_saliency_round_trips(merged_trace, tmp_path):
+    from explorer.trace import Trace
+    loaded = Trace.load(merged_trace.save(tmp_path))
+    assert loaded.tokens_per_layer == merged_trace.tokens_per_layer
+    assert np.array_equal(loaded.owner, merged_trace.owner)
+    for name in ("cell", "size", "rollout", "attention"):
+        for a, b in zip(loaded.values[name], merged_trace.values[name]):
+            np.testing.assert_array_equal(a, b)
+    assert loaded.meta["saliency"] == {"fusion": "mean", "discard": 0.0}
