@@ -58,6 +58,12 @@ def main() -> None:
         image, layer = views.token_view(clip, trace)
     with side_col:
         views.explanation_view(reducer, trace)
+    if trace.boxes is not None:
+        st.subheader("Token boxes")
+        views.geometry_view(trace, clip, layer)
+    if "layer_info" in trace.meta:
+        st.subheader("Grids per layer")
+        views.layer_table_view(trace)
     views.charts_view(trace, dense, layer)
     st.subheader("Prediction: dense vs reduced")
     views.prediction_view(trace, dense, untrained=report is None)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from models.flops import vit_flops
+from models.flops import embed_flops, vit_flops
 from models.reducers import ParameterError, Reducer
-from models.reducers.base import InModelReducer, InputSelection
+from models.reducers.base import InModelReducer, InputSelection, NetworkReducer
 from models.reducers.budget import fit_budget
 from models.token_flow import FlowRecord, run_tokens
 from models.video_vit import SIZES, VideoViT, normalize_video
@@ -83,6 +84,9 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     dev = resolve_device(device)
     model = model.to(dev)
     video = normalize_video(torch.from_numpy(clip.frames)).to(dev)
+    if isinstance(reducer, NetworkReducer):
+        return _network_trace(clip, model, reducer, video, dev, labels=labels, model_name=model_name,
+                              timing_runs=timing_runs)
     asked = dict(reducer.values)
     reducer = fit_budget(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
 
@@ -98,36 +102,25 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
                      f"{cfg.depth * selection.keep.size ** 2 * 4 / 2**30:.1f} GiB of attention maps "
                      f"(limit {SALIENCY_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size")
         saliency = None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-
-    def forward(trace: bool) -> tuple[torch.Tensor, FlowRecord | None, float]:
-        _sync(dev)
-        begin = time.perf_counter()
-        with torch.inference_mode(), autocast:
-            logits, record = run_tokens(model, video[None], selection, reducer, trace=trace,
-                                        fusion=saliency.fuse() if saliency else None)
-        _sync(dev)
-        return logits, record, time.perf_counter() - begin
-
-    logits, record, _ = forward(trace=True)  # also the warm-up: first calls pay for allocation and kernel choice
-    runs = [forward(trace=False)[2] for _ in range(timing_runs)]
+    fusion = saliency.fuse() if saliency else None
+    (logits, record), seconds = _run_and_time(
+        dev, timing_runs, lambda trace: run_tokens(model, video[None], selection, reducer, trace=trace, fusion=fusion))
 
     tokens = [layer.cells.size for layer in record.layers]
     patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
     flops = vit_flops(tokens, cfg.embed_dim, cfg.mlp_ratio, patch_values, cfg.num_classes,
                       mlp_tokens=[block.mlp_tokens for block in record.blocks])
+    if record.boxes is not None:  # a tokenizer's kernels: each token reads 3 x the volume of its box
+        volume = int(np.prod(record.boxes[:, 1::2] - record.boxes[:, 0::2], axis=1).sum())
+        flops[0] = embed_flops(1, cfg.embed_dim, 3 * volume) + 2.0 * cfg.embed_dim * cfg.num_classes
     dense = vit_flops([int(np.prod(cfg.grid))] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio, patch_values,
                       cfg.num_classes)
     owner = np.stack([layer.owner.reshape(cfg.grid) for layer in record.layers])
     values = _token_values(record, owner, selection, saliency is not None)
-    if clip.padded:
-        notes.append(f"the video ended early: the last {clip.padded} frames repeat the last decoded frame")
     if selection.lengths is not None and model.length_embed is None:
         notes.append("this model has no learned length embedding: run lengths are shown but the model does not use them")
-    meta = {"reducer": reducer.name, "params": dict(reducer.values), "model": model_name,
-            "device": dev.type, "dtype": "bfloat16" if dev.type == "cuda" else "float32",
-            "timing_runs": timing_runs, "source": clip.source, "notes": notes,
-            "saliency": {"fusion": saliency.fusion, "discard": saliency.discard} if saliency else None}
+    meta = _meta(clip, reducer, dev, model_name, timing_runs, notes)
+    meta["saliency"] = {"fusion": saliency.fusion, "discard": saliency.discard} if saliency else None
     if asked.get("budget"):
         meta["budget"] = {"fraction": asked["budget"], "knob": reducer.budget_knob,
                           "value": reducer.values[reducer.budget_knob], "average_tokens": float(np.mean(tokens))}
@@ -139,11 +132,74 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
         values=values,
         flops=flops,
         dense_flops=dense,
-        seconds={"reduce": reduce_seconds, "forward": float(np.median(runs))},
+        seconds={"reduce": reduce_seconds, "forward": seconds},
         logits=logits[0].float().cpu().numpy() if cfg.num_classes else None,
         labels=labels,
         meta=meta,
+        boxes=[record.boxes] * len(tokens) if record.boxes is not None else None,
     )
+
+
+def _run_and_time(dev: torch.device, timing_runs: int, forward: Callable[[bool], tuple]) -> tuple[tuple, float]:
+    """Run once tracing (its output is the result, and the warm-up), then time untraced runs; the median."""
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    with torch.inference_mode(), autocast:
+        result = forward(True)
+        runs = []
+        for _ in range(timing_runs):
+            _sync(dev)
+            begin = time.perf_counter()
+            forward(False)
+            _sync(dev)
+            runs.append(time.perf_counter() - begin)
+    return result, float(np.median(runs))
+
+
+def _meta(clip: Clip, reducer: Reducer, dev: torch.device, model_name: str, timing_runs: int,
+          notes: list[str]) -> dict:
+    if clip.padded:
+        notes = notes + [f"the video ended early: the last {clip.padded} frames repeat the last decoded frame"]
+    return {"reducer": reducer.name, "params": dict(reducer.values), "model": model_name, "device": dev.type,
+            "dtype": "bfloat16" if dev.type == "cuda" else "float32", "timing_runs": timing_runs,
+            "source": clip.source, "notes": notes}
+
+
+def _network_trace(clip: Clip, model: VideoViT, reducer: NetworkReducer, video: torch.Tensor, dev: torch.device, *,
+                   labels: list[str] | None, model_name: str, timing_runs: int) -> Trace:
+    """A network of its own (MViT): its token grids tile the clip, so owner maps cells to pooled tokens."""
+    cfg = model.cfg
+    network = reducer.build(cfg.num_frames, cfg.img_size, cfg.num_classes).to(dev).eval()
+    (logits, record), seconds = _run_and_time(
+        dev, timing_runs, lambda trace: reducer.run(network, video[None]) if trace else (network(video[None]), None))
+    base = record.grids[0]
+    owner, boxes, homes = zip(*(_tiling(base, grid, record.cell) for grid in record.grids))
+    owner = np.stack(owner)
+    sizes = [np.bincount(o.ravel(), minlength=len(h)) for o, h in zip(owner, homes)]
+    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
+    dense = vit_flops([int(np.prod(cfg.grid))] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio, patch_values,
+                      cfg.num_classes)
+    meta = _meta(clip, reducer, dev, model_name, timing_runs,
+                 [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"])
+    meta |= {"saliency": None, "layer_info": [
+        {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
+        for grid, kv, info in zip(record.grids, [None, *record.kv_grids], record.info or [{}] * len(record.grids))]}
+    return Trace(grid=base, cell=record.cell, owner=owner, tokens_per_layer=[len(h) for h in homes],
+                 values={"cell": list(homes), "size": sizes}, flops=record.flops, dense_flops=dense,
+                 seconds={"reduce": 0.0, "forward": seconds}, logits=logits[0].float().cpu().numpy(),
+                 labels=labels, meta=meta, boxes=list(boxes))
+
+
+def _tiling(base: tuple[int, int, int], grid: tuple[int, int, int],
+            cell: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a coarser grid tiling the base grid: each base cell's token, each token's box and home cell."""
+    axes = [np.arange(b) * g // b for b, g in zip(base, grid)]  # base index -> coarse index, per axis
+    owner = (axes[0][:, None, None] * grid[1] + axes[1][None, :, None]) * grid[2] + axes[2][None, None, :]
+    first = [-(-np.arange(g + 1) * b // g) for b, g in zip(base, grid)]  # first base index of each coarse index
+    t, h, w = np.meshgrid(*(np.arange(g) for g in grid), indexing="ij")
+    boxes = np.stack([first[0][t] * cell[0], first[0][t + 1] * cell[0], first[1][h] * cell[1],
+                      first[1][h + 1] * cell[1], first[2][w] * cell[2], first[2][w + 1] * cell[2]], -1).reshape(-1, 6)
+    homes = ((first[0][t] * base[1] + first[1][h]) * base[2] + first[2][w]).reshape(-1)
+    return owner.astype(np.int32), boxes.astype(np.int64), homes.astype(np.int64)
 
 
 def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelection,

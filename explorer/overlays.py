@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from .trace import Trace
+from .tube_charts import tube_colours
 from .values import token_sizes
 
-STYLES = ("kept", "value", "plain", "clusters", "heat")
+STYLES = ("kept", "value", "plain", "clusters", "heat", "boxes")
 NO_TOKEN_GREY = np.array([40, 40, 40], dtype=np.float32)
 DIM = 0.35  # brightness left to a cell covered by a token from elsewhere
 FOCUS_DIM = 0.4  # brightness left to cells outside the focused token
@@ -97,10 +98,13 @@ def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, 
                it covers (`frames`: the whole clip) and outlined where the token changes,
                in a colour of its own; cells with no token faded grey.
     heat     — the token's float `value` as a heatmap (range from heat_legend); NaN grey.
+    boxes    — for tokens that are boxes (sparse tubes, pooled queries): the outline of every
+               box covering this frame, coloured by the token's `value` group (e.g. its tube)
+               or, without one, by token.
     focus    — a cell (t', h, w): its token's cells stay bright and are outlined, the rest dimmed.
     """
     maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
-    return maps.draw(frame, tubelet_index, dim)
+    return maps.draw(frame, tubelet_index, dim, tubelet_index * trace.cell[0] + trace.cell[0] - 1)
 
 
 class _LayerMaps:
@@ -130,15 +134,26 @@ class _LayerMaps:
             if value is None:
                 raise ValueError("the heat style needs a value to draw")
             self.heat, self.no_heat = _heat_colours(trace, value, layer, vmin, vmax)
+        if style == "boxes":
+            if trace.boxes is None:
+                raise ValueError("the boxes style needs a trace whose tokens are boxes")
+            self.boxes = trace.boxes[layer]
+            if value is None:
+                self.box_colours = identity_colours(np.arange(len(self.boxes)))
+            else:  # a group per token (e.g. its tube): the colours of the 3-D view
+                groups = trace.values[value][layer].astype(int)
+                self.box_colours = tube_colours(int(groups.max(initial=0)) + 1)[groups]
         self.focus_cell = None if focus is None else _cell(focus)
         self.focus = None
         if focus is not None:
             self.focus = _focus_region(self.owner, self.focus_cell)
             self.focus_edges = _boundaries(self.focus.astype(np.int32)) & self.focus[..., None]
 
-    def draw(self, frame: np.ndarray, t: int, dim: float) -> np.ndarray:
+    def draw(self, frame: np.ndarray, t: int, dim: float, frame_index: int) -> np.ndarray:
         if self.style == "plain":
             out = frame.copy()
+        elif self.style == "boxes":
+            out = self._boxes(frame, frame_index)
         elif self.style == "clusters":
             out = self._clusters(frame, t)
         elif self.style == "heat":
@@ -170,6 +185,14 @@ class _LayerMaps:
     def _heat(self, frame: np.ndarray, t: int) -> np.ndarray:
         out = cv2.addWeighted(frame, 1 - HEAT_ALPHA, _upscale(self.heat[t], self.cell), HEAT_ALPHA, 0)
         _fade(out, frame, self._mask(self.no_heat[t]))
+        return out
+
+    def _boxes(self, frame: np.ndarray, f: int) -> np.ndarray:
+        out = cv2.convertScaleAbs(frame, alpha=0.7)
+        boxes = self.boxes
+        here = (boxes[:, 0] <= f) & (f < boxes[:, 1])
+        for (_, _, y0, y1, x0, x1), colour in zip(boxes[here], self.box_colours[here]):
+            cv2.rectangle(out, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), tuple(int(c) for c in colour), 1)
         return out
 
     def _highlight(self, image: np.ndarray, t: int) -> np.ndarray:
@@ -314,7 +337,7 @@ def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept",
     tiles = []
     maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
     for f in picks:
-        tile = maps.draw(frames[f], f // t_frames, DIM)
+        tile = maps.draw(frames[f], f // t_frames, DIM, f)
         label = f"frame {f}  t'={f // t_frames}"
         cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)

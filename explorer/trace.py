@@ -9,6 +9,9 @@ On disk: DIR/summary.json (numbers a person reads) and DIR/trace.npz (arrays):
   flops, dense_flops  float64 (layers+1,): [0] embedding and head, [l] block l
   logits            float32 (classes,), when the model has a head
   token.<name>      per-token values of every layer, concatenated in layer order
+  boxes             int64 (sum of tokens, 6): for tokens that are boxes rather than cells (sparse
+                    tubes, pooled MViT queries), each token's [t0, t1) frames, [y0, y1) and
+                    [x0, x1) pixels, every layer concatenated in layer order
   <name>            (T', H', W') the value at each input token's own cell, 0 elsewhere
                     (e.g. "run_length")
 """
@@ -34,7 +37,8 @@ class Trace:
     seconds: dict[str, float]
     logits: np.ndarray | None = None
     labels: list[str] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # reducer, params, model, device, notes
+    meta: dict[str, Any] = field(default_factory=dict)  # reducer, params, model, device, notes, layer_info
+    boxes: list[np.ndarray] | None = None  # per layer (tokens, 6) footprints, for tokens that are boxes
 
     def __post_init__(self) -> None:
         layers = self.owner.shape[0]
@@ -43,6 +47,8 @@ class Trace:
         for name, per_layer in self.values.items():
             if [len(v) for v in per_layer] != list(self.tokens_per_layer):
                 raise ValueError(f"value {name!r} does not have one entry per token at every layer")
+        if self.boxes is not None and [len(b) for b in self.boxes] != list(self.tokens_per_layer):
+            raise ValueError("boxes do not have one row per token at every layer")
         for layer in range(layers):
             if self.owner[layer].max(initial=-1) >= self.tokens_per_layer[layer] or self.owner[layer].min() < -1:
                 raise ValueError(f"owner at layer {layer} names a token that does not exist")
@@ -118,6 +124,8 @@ class Trace:
         }
         if self.logits is not None:
             arrays["logits"] = self.logits.astype(np.float32)
+        if self.boxes is not None:
+            arrays["boxes"] = np.concatenate(self.boxes).astype(np.int64)
         for name, per_layer in self.values.items():
             arrays[f"token.{name}"] = np.concatenate(per_layer)
             if name != "cell":
@@ -141,11 +149,12 @@ class Trace:
             tokens = [int(n) for n in npz["tokens_per_layer"]]
             splits = np.cumsum(tokens)[:-1]
             values = {key[len("token."):]: np.split(npz[key], splits) for key in npz.files if key.startswith("token.")}
+            boxes = np.split(npz["boxes"], splits) if "boxes" in npz.files else None
             return cls(
                 grid=tuple(summary["grid"]), cell=tuple(summary["cell"]), owner=npz["owner"],
                 tokens_per_layer=tokens, values=values, flops=npz["flops"], dense_flops=npz["dense_flops"],
                 seconds=summary["seconds"], logits=npz["logits"] if "logits" in npz.files else None,
-                labels=summary.get("labels"), meta=summary.get("meta", {}),
+                labels=summary.get("labels"), meta=summary.get("meta", {}), boxes=boxes,
             )
 
 

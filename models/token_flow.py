@@ -1,7 +1,8 @@
 """The forward of the video ViT with a token reducer, tracking where every cell's token goes.
 
-Pre-model reducers (RLT, random drop) choose the tokens that enter; in-model reducers
-(ToMe, VTM, STA) shorten the sequence inside blocks. Both run through `run_tokens`,
+Pre-model reducers (RLT, random drop, masking) choose the tubelets that enter, tokenizer
+reducers (sparse tubes) make tokens of their own, and in-model reducers (ToMe, VTM, STA)
+shorten the sequence inside blocks. Both run through `run_tokens`,
 which keeps, for the current sequence:
   size   how many input tokens each token stands for (merges add sizes up),
   cells  the grid cell each token keeps (its own, or its merge target's),
@@ -21,7 +22,7 @@ import torch
 from timm.models.vision_transformer import Block
 
 from .merge import merge_tokens
-from .reducers.base import BlockContext, InModelReducer, InputSelection, Reducer, Reduction
+from .reducers.base import BlockContext, InModelReducer, InputSelection, Reducer, Reduction, TokenizerReducer
 from .video_vit import VideoViT
 
 HeadFusion = Callable[[torch.Tensor], torch.Tensor]  # (B, heads, N, N) weights -> (N, N) fused
@@ -53,6 +54,7 @@ class BlockRecord:
 class FlowRecord:
     layers: list[LayerRecord]
     blocks: list[BlockRecord]
+    boxes: np.ndarray | None = None  # (N, 6) boxes of a tokenizer's tokens (the same at every layer)
 
 
 @dataclass
@@ -81,7 +83,8 @@ def run_tokens(model: VideoViT, video: torch.Tensor, selection: InputSelection, 
     device = video.device
     keep = torch.from_numpy(selection.keep).to(device)[None]
     lengths = torch.from_numpy(selection.lengths).to(device)[None] if selection.lengths is not None else None
-    x = model.embed(video, keep, lengths)
+    tokenizer = reducer if isinstance(reducer, TokenizerReducer) else None
+    x = tokenizer.tokenize(video, model.cfg.embed_dim) if tokenizer else model.embed(video, keep, lengths)
     owner = torch.from_numpy(selection.owner.reshape(1, -1)).to(device=device, dtype=torch.long)
     state = _State(x=x, size=torch.ones(x.shape[:2], device=device), cells=keep, owner=owner)
     in_model = reducer if isinstance(reducer, InModelReducer) else None
@@ -109,7 +112,10 @@ def run_tokens(model: VideoViT, video: torch.Tensor, selection: InputSelection, 
             layers.append(_layer(state))
     x = model.norm(state.x)
     logits = model.forward_head(x, state.size if state.merged else None)
-    return logits, FlowRecord(layers=layers, blocks=blocks) if trace else None
+    if not trace:
+        return logits, None
+    boxes = tokenizer.boxes(tuple(video.shape[2:]))[0] if tokenizer else None
+    return logits, FlowRecord(layers=layers, blocks=blocks, boxes=boxes)
 
 
 def _attention_half(block: Block, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

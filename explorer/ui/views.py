@@ -13,15 +13,19 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from models.reducers import REDUCERS
+from models.tubevit import uncovered_fraction
 from models.weights import LoadReport
 
 from .. import charts, values
 from ..overlays import HeatLegend, cluster_info, draw_clip, heat_legend, value_legend
 from ..trace import Trace
+from ..tube_charts import boxes_3d, tube_counts
 from ..video import Clip
 
-STYLE_NAMES = {"value": "Run length colour", "clusters": "Clusters", "heat": "Heat", "kept": "Kept / pruned",
-               "plain": "Frames only"}
+STYLE_NAMES = {"value": "Run length colour", "boxes": "Boxes", "clusters": "Clusters", "heat": "Heat",
+               "kept": "Kept / pruned", "plain": "Frames only"}
+MAX_3D_BOXES = 2000  # more wireframes make the 3-D view slow to send and to turn
+
 STYLE_HELP = {
     "value": "Each kept token is tinted by its run length: how many tubelets in a row it stands for.",
     "clusters": "A cluster is the set of cells one token stands for: tokens merged together (or an RLT run) "
@@ -35,6 +39,9 @@ STYLE_HELP = {
     "kept": "Outlined cells are tokens, drawn where they were embedded. Dimmed cells have no token of their "
             "own: a token from elsewhere stands for them. Grey cells have no token at all.",
     "plain": "The frames as the model sees them.",
+    "boxes": "Every token here is a box of the video: each frame shows the outline of every box that covers it "
+             "(coloured by its tube, when tokens come from tubes). Boxes may overlap, and parts of the video may "
+             "lie in no box.",
 }
 
 
@@ -72,15 +79,19 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
     """The frames with the tokens of the chosen layer drawn over them; returns the image and the layer."""
     heat = values.heat_values(trace)
     run_length = "run_length" if "run_length" in trace.values else None
+    on_cells = bool((trace.owner >= 0).any())  # tokens that are cells; sparse tubes' boxes are not
     styles = [s for s in STYLE_NAMES if (s != "value" or run_length) and (s != "heat" or heat)
-              and (s != "clusters" or values.shares_tokens(trace))]
+              and (s != "clusters" or values.shares_tokens(trace)) and (s != "boxes" or trace.boxes is not None)
+              and (on_cells or s in ("boxes", "plain"))]
+    if st.session_state.get("layer", 0) > trace.layers:  # another network may have fewer blocks
+        st.session_state["layer"] = trace.layers
     c1, c2, c3 = st.columns([3, 2.5, 1.3])
     layer = c1.slider("Layer", 0, trace.layers, 0, key="layer",
                       help="0 is the model's input; l is the sequence after block l.")
     style = c2.radio("Overlay", styles, format_func=STYLE_NAMES.get, horizontal=True, key="style")
     every = c3.toggle("All frames", key="every_frame", help="Show both frames of each tubelet.")
     row = st.columns([2.2, 1.3, 1, 1, 1])
-    value = run_length
+    value = "tube" if style == "boxes" and "tube" in trace.values else run_length
     if style == "heat":
         value = row[0].selectbox("Heat value", heat, format_func=lambda name: values.describe(name).label,
                                  key="heat_value")
@@ -171,6 +182,58 @@ def explanation_view(reducer: str, trace: Trace) -> None:
         st.caption(f"Departure from the paper: {cls.departures}")
     for note in trace.meta.get("notes", []):
         st.caption(f"Note: {note}")
+
+
+def geometry_view(trace: Trace, clip: Clip, layer: int) -> None:
+    """For tokens that are boxes: how many per tube, how much of the video no token sees, and a 3-D view."""
+    boxes = trace.boxes[layer]
+    size = (clip.num_frames, *clip.frames.shape[1:3])
+    groups = trace.values["tube"][layer] if "tube" in trace.values else np.zeros(len(boxes), dtype=int)
+    labels = [f"tube {i + 1}" for i in range(int(groups.max(initial=0)) + 1)] if "tube" in trace.values else ["tokens"]
+    unseen = uncovered_fraction(boxes, size)
+    cols = st.columns(3)
+    cols[0].metric("Tokens (boxes)", f"{len(boxes)}")
+    cols[1].metric("Video no token sees", f"{unseen:.1%}",
+                   help="Share of the clip's frames x pixels that lie in no token's box.")
+    counts = np.bincount(groups, minlength=len(labels))
+    cols[2].metric("Per tube" if "tube" in trace.values else "Box size (frames x px x px)",
+                   " / ".join(str(c) for c in counts) if "tube" in trace.values else _box_size(boxes))
+    left, right = st.columns([3, 2])
+    if len(boxes) <= MAX_3D_BOXES:
+        left.plotly_chart(boxes_3d(boxes, groups, size, labels=labels), key="chart_boxes_3d")
+        left.caption("Every token's box in the clip's volume: x and y in pixels, t in frames. Drag to turn it; "
+                     "click a tube in the legend to hide it. The grey frame is the whole clip.")
+    else:
+        left.caption(f"{len(boxes)} boxes are too many to draw in 3-D here (up to {MAX_3D_BOXES}); pick a later "
+                     "layer, where there are fewer.")
+    if "tube" in trace.values:
+        right.plotly_chart(tube_counts(counts, labels), key="chart_tube_counts")
+        right.caption("Tokens each tube gives: positions along each axis = floor((size - offset - kernel) / stride) "
+                      "+ 1, multiplied. A tube whose kernel does not fit the clip gives none.")
+
+
+def _box_size(boxes: np.ndarray) -> str:
+    extent = boxes[:, 1::2] - boxes[:, 0::2]
+    sizes = {tuple(int(v) for v in row) for row in extent}
+    return " or ".join("x".join(map(str, size)) for size in sorted(sizes)[:3])
+
+
+def layer_table_view(trace: Trace) -> None:
+    """Per layer: the token grid, the grid keys and values were pooled to, widths, and the block's FLOPs."""
+    rows = []
+    for layer, info in enumerate(trace.meta["layer_info"]):
+        row = {"layer": layer, "tokens": trace.tokens_per_layer[layer],
+               "query grid": "x".join(map(str, info["q_grid"])),
+               "key/value grid": "x".join(map(str, info["kv_grid"])) if info.get("kv_grid") else "",
+               "footprint": _box_size(trace.boxes[layer]) if trace.boxes is not None else "",
+               "GFLOPs": round(float(trace.flops[layer]) / 1e9, 2)}
+        row |= {k: v for k, v in info.items() if k not in ("q_grid", "kv_grid")}
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption("Layer 0 is the patch embedding (its GFLOPs include the head); layer l is block l. The query grid "
+               "is the grid of tokens a block outputs: pooling the queries with a stride shrinks it, and each "
+               "token's footprint (frames x px x px) grows. Keys and values are pooled further, so attention "
+               "compares each query with a small grid only.")
 
 
 def charts_view(trace: Trace, dense: Trace, layer: int) -> None:

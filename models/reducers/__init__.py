@@ -8,9 +8,10 @@ from .rlt import RLT
 from .simple import Dense, RandomDrop
 from .sta import STA
 from .tome import ToMe
+from .tubes import SparseTubes
 from .vtm import VTM
 
-REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, ToMe, VTM, STA)}
+REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, ToMe, VTM, STA, SparseTubes)}
 
 
 def make_reducer(name: str, **params: Any) -> Reducer:

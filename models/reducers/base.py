@@ -172,3 +172,62 @@ class InModelReducer(Reducer):
     def token_counts(self, tokens: int, grid: tuple[int, int, int], depth: int) -> list[int]:
         """Tokens after each layer (depth + 1 entries, [0] = input) for `tokens` input tokens, without running."""
         raise NotImplementedError
+
+
+class TokenizerReducer(Reducer):
+    """A reducer that makes its own tokens in place of the model's tubelets (TubeViT's sparse tubes).
+
+    Its tokens are boxes of the video that overlap and leave gaps, so no cell is a token's
+    own: the trace keeps each token's box, the owner map stays empty (-1), and the "cell"
+    of a token is the cell holding its box's centre. The tokens go through the model's blocks.
+    """
+
+    def boxes(self, size: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(N, 6) [t0, t1, y0, y1, x0, x1) boxes for a clip of size (T, H, W), and per-token values."""
+        raise NotImplementedError
+
+    def tokenize(self, video: torch.Tensor, embed_dim: int) -> torch.Tensor:
+        """(B, 3, T, H, W) normalized clip -> (B, N, embed_dim) tokens, in the order of `boxes`."""
+        raise NotImplementedError
+
+    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
+        boxes, values = self.boxes(tuple(video.shape[1:]))
+        centre = (boxes[:, 0::2] + boxes[:, 1::2]) // 2  # (t, y, x) of each box's centre
+        t = np.minimum(centre[:, 0] // tubelet, grid[0] - 1)
+        h = np.minimum(centre[:, 1] // patch, grid[1] - 1)
+        w = np.minimum(centre[:, 2] // patch, grid[2] - 1)
+        cells = (t * grid[1] + h) * grid[2] + w
+        return InputSelection(keep=cells.astype(np.int64), owner=np.full(grid, -1, dtype=np.int32), values=values)
+
+
+@dataclass
+class NetworkRecord:
+    """What a network of its own did, layer by layer (0 = after the patch embedding, l = after block l).
+
+    grids: the token grid (t, h, w) at each layer; tokens tile the clip, so each token of a
+    coarser grid covers a block of the first grid's cells. cell: frames and pixels of a
+    first-grid cell. kv_grids: the grid each block's keys and values were pooled to.
+    flops: (layers + 1,) [0] embedding and head, [l] block l. info: per layer, anything a
+    person may read (width, heads).
+    """
+
+    grids: list[tuple[int, int, int]]
+    cell: tuple[int, int, int]
+    kv_grids: list[tuple[int, int, int]]
+    flops: np.ndarray
+    info: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NetworkReducer(Reducer):
+    """A different network altogether (MViT's pooling attention): it replaces the chosen ViT."""
+
+    def build(self, num_frames: int, img_size: int, num_classes: int) -> torch.nn.Module:
+        """The network, seeded, for clips of num_frames x img_size^2."""
+        raise NotImplementedError
+
+    def run(self, network: torch.nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:
+        """Logits (B, classes) for a normalized clip (B, 3, T, H, W) and what each layer did."""
+        raise NotImplementedError
+
+    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
+        return selection_from_mask(np.ones(grid, dtype=bool))
