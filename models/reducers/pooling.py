@@ -1,0 +1,52 @@
+"""MViT's multi-head pooling attention (Fan et al., ICCV 2021): a network of its own."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..mvit import MVIT_CONFIGS, MViT, check_input, footprint, mvit_flops
+from .base import NetworkReducer, NetworkRecord, Param, ParameterError
+
+
+class MViTPooling(NetworkReducer):
+    name = "mvit"
+    title = "MViT: pooling attention"
+    explanation = (
+        "MViT is not a reducer added to a ViT but a network of its own, built to shrink its sequence. A small "
+        "Conv3d (3 x 7 x 7, stride 2 x 4 x 4) first cuts the clip into many fine tokens (8 x 56 x 56 for "
+        "16 x 224 x 224). In **pooling attention** the queries, keys and values are each pooled by a strided "
+        "3-D convolution before attention: pooling the **queries** with stride (1, 2, 2) makes the block output "
+        "a grid half as wide and high (a new stage, with twice the channels and heads), so a token's "
+        "**footprint** grows from 4 to 8, 16 and 32 px; pooling the **keys and values** harder (to 8 x 7 x 7 in "
+        "most blocks) makes each query compare itself with few tokens, so attention stays cheap on the fine "
+        "grid. There is also a class token, which the head reads; counts here leave it out. Follow a cell to "
+        "see its token's footprint at each layer; the table gives both grids per block."
+    )
+    departures = ("Untrained (seeded) weights, and this replaces the chosen ViT, whose dense run is kept for "
+                  "comparison. 'small' is the explorer's own quick variant (6 blocks, 48 to 192 wide), not a "
+                  "published model. Clip sizes other than 16 x 224 take resized positions; the head has no dropout.")
+    params = (
+        Param("variant", "small", "MViT-B 16x4 (16 blocks, 36.6 M parameters, about 141 GFLOPs) or a small, quick "
+                                  "variant with the same pooling.", choices=tuple(MVIT_CONFIGS)),
+        Param("seed", 0, "Seed of the untrained weights.", low=0, high=2**31 - 1, step=1),
+    )
+
+    def build(self, num_frames: int, img_size: int, num_classes: int) -> MViT:
+        cfg = replace(MVIT_CONFIGS[self.values["variant"]].with_input(num_frames, img_size), num_classes=num_classes)
+        try:
+            check_input(cfg, num_frames, img_size, img_size)
+        except ValueError as error:
+            raise ParameterError(str(error)) from None
+        with torch.random.fork_rng(devices=[]):  # seeded weights without touching the global generator
+            torch.manual_seed(self.values["seed"])
+            return MViT(cfg).eval()
+
+    def run(self, network: MViT, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:
+        cfg = network.cfg
+        logits, blocks = network.forward_trace(video)
+        grids = [cfg.patch_grid] + [tuple(block.q_grid) for block in blocks]
+        info = [{"width": cfg.embed_dim, "heads": ""}] + [{"width": b.dim_out, "heads": b.heads} for b in blocks]
+        return logits, NetworkRecord(grids=grids, cell=footprint(cfg, cfg.patch_grid),
+                                     kv_grids=[tuple(block.kv_grid) for block in blocks],
+                                     flops=mvit_flops(cfg), info=info)
