@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.errors import USER_ERRORS
-from explorer.ui import cached, sidebar, views
+from explorer.ui import cached, reconstruction, sidebar, views
+from models.weights import CheckpointError
 
 
 def main() -> None:
@@ -65,6 +66,17 @@ def main() -> None:
         st.subheader("Grids per layer")
         views.layer_table_view(trace)
     views.charts_view(trace, dense, layer)
+    pretraining = bool(report and report.format.endswith("pretrain"))
+    hidden = (trace.owner[0] < 0).any() and (trace.owner[0] >= 0).any()  # some tubelets in, some hidden
+    if pretraining or hidden:  # what would the pre-training decoder paint in the hidden cells?
+        st.subheader("Reconstruction (VideoMAE pre-training decoder)")
+        decoder = None
+        if pretraining:
+            try:
+                decoder = reconstruction.decoder(model_choice.weights)
+            except CheckpointError as error:
+                st.warning(f"No decoder: {error}")
+        reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
     st.subheader("Prediction: dense vs reduced")
     views.prediction_view(trace, dense, untrained=report is None)
     st.subheader("Export")

@@ -10,6 +10,9 @@ renames the keys to ours with a flat table:
 - "huggingface" / "huggingface-pretrain": a transformers folder (config.json beside
   model.safetensors or pytorch_model.bin), or one such weights file with config.json.
 
+`load_model` builds the encoder; `load_decoder` builds the pre-training decoder from the
+same file (None when it has none), for reconstruction.
+
 Official files do not record the head count or the input size: heads come from the
 usual ViT width table (or the `num_heads` argument), the input is 16 x 224 x 224.
 """
@@ -28,12 +31,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .video_vit import VideoViT, VideoViTConfig
+from .videomae_decoder import DecoderConfig, VideoMAEDecoder
 
 HEADS_BY_WIDTH = {192: 3, 384: 6, 512: 8, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+# the official pre-training decoders (modeling_pretrain.py): small, base, large, huge
+DECODER_HEADS_BY_WIDTH = {192: 3, 384: 6, 512: 8, 640: 8}
 OFFICIAL_NORM_EPS = 1e-6
 HF_FC_NORM_EPS = 1e-5  # transformers builds VideoMAE's fc_norm with LayerNorm's default eps
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token")  # dropped: we keep the encoder
+PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token")  # the decoder: load_model skips it
 
 # Hugging Face names, after the "videomae." prefix, to ours. q/k/v go to separate
 # names first; `_fuse_qkv` then builds timm's fused qkv. Files on the Hub (and what
@@ -45,6 +51,7 @@ HF_TOP = {
     "fc_norm.": "fc_norm.",
     "classifier.": "head.",
 }
+HF_DECODER_TOP = {"decoder.norm.": "norm.", "decoder.head.": "head."}
 HF_BLOCK = {
     "attention.attention.query.weight": "attn.q.weight",
     "attention.attention.key.weight": "attn.k.weight",
@@ -73,7 +80,7 @@ class LoadReport:
     labels: list[str] | None
     missing: list[str]  # our keys the checkpoint did not provide
     unexpected: list[str]  # checkpoint keys (after renaming) we could not place
-    ignored: list[str]  # keys dropped on purpose (the pre-training decoder, mask token)
+    ignored: list[str]  # the pre-training decoder's keys: not the encoder's; load_decoder reads them
 
     def summary(self) -> str:
         c = self.config
@@ -81,8 +88,10 @@ class LoadReport:
         text = (f"{self.format} checkpoint {self.source}: ViT {c.embed_dim} wide, {c.depth} blocks, "
                 f"{c.num_heads} heads, tubelet {c.tubelet}x{c.patch}x{c.patch}, {head}")
         notes = [f"{len(keys)} {what} keys" for what, keys in
-                 (("ignored pre-training", self.ignored), ("missing", self.missing),
-                  ("unexpected", self.unexpected)) if keys]
+                 (("missing", self.missing), ("unexpected", self.unexpected)) if keys]
+        if self.ignored:
+            notes.append(f"{len(self.ignored)} pre-training decoder keys ignored here "
+                         "(the decoder is loaded separately, for reconstruction)")
         return text + ("; " + ", ".join(notes) if notes else "") + "."
 
 
@@ -92,11 +101,7 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     num_heads: attention heads, overriding the width table (official files do not say).
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or folder")
-    weights_file = _hf_weights_file(path) if path.is_dir() else path
-    state, meta = _read_tensors(weights_file)
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DDP
+    state, meta, weights_file = _read_checkpoint(path)
     labels, ignored = None, []
     if "explorer_config" in meta:
         fmt = "explorer"
@@ -116,6 +121,37 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     model, missing, unexpected = _build(cfg, state, weights_file)
     report = LoadReport(str(path), fmt, cfg, labels, missing, unexpected, ignored)
     return model, report
+
+
+def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> VideoMAEDecoder | None:
+    """The VideoMAE pre-training decoder in a checkpoint file or Hugging Face folder; None if it has none.
+
+    Eval mode, float32, CPU. Loading is strict: a decoder missing a weight, or with weights
+    it has no place for, would paint noise, so either is a CheckpointError naming the keys.
+    num_heads: decoder attention heads, overriding the width table (official files do not say).
+    """
+    path = Path(path)
+    state, meta, weights_file = _read_checkpoint(path)
+    if "explorer_config" in meta or not any(k.startswith(PRETRAIN_ONLY) for k in state):
+        return None
+    fmt = _sniff(state, weights_file)
+    if fmt.startswith("huggingface"):
+        hf_config = _read_hf_config(weights_file.parent / "config.json")
+        state = _decoder_from_huggingface(state, qv_bias=hf_config.get("qv_bias", True))
+        cfg = _decoder_config(state, weights_file, num_heads or hf_config.get("decoder_num_attention_heads"))
+        cfg = replace(cfg, norm_eps=hf_config.get("layer_norm_eps", 1e-12), head_norm_eps=1e-5,
+                      normalized_target=hf_config.get("norm_pix_loss", True))
+    else:
+        state = _fuse_qkv({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith(PRETRAIN_ONLY)})
+        cfg = _decoder_config(state, weights_file, num_heads)
+    decoder = VideoMAEDecoder(cfg)
+    _check_shapes(decoder, state, weights_file)
+    result = decoder.load_state_dict(state, strict=False)
+    problems = [f"{what}: {', '.join(sorted(keys))}" for what, keys in
+                (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
+    if problems:
+        raise CheckpointError(f"{path}: the pre-training decoder does not load ({'; '.join(problems)})")
+    return decoder.float().eval()
 
 
 def save_weights(model: VideoViT, path: str | os.PathLike, labels: list[str] | None = None) -> None:
@@ -145,6 +181,16 @@ def download_videomae(repo_id: str, dest: str | os.PathLike) -> Path:
 
 
 # --- reading files -----------------------------------------------------------------------
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], Path]:
+    """The tensors of a file or Hugging Face folder, its safetensors metadata, and the weights file read."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or folder")
+    weights_file = _hf_weights_file(path) if path.is_dir() else path
+    state, meta = _read_tensors(weights_file)
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DDP
+    return state, meta, weights_file
+
 
 def _hf_weights_file(folder: Path) -> Path:
     if not (folder / "config.json").exists():
@@ -278,6 +324,21 @@ def _from_huggingface(state: dict[str, torch.Tensor], qv_bias: bool) -> tuple[di
     return renamed, ignored
 
 
+def _decoder_from_huggingface(state: dict[str, torch.Tensor], qv_bias: bool) -> dict[str, torch.Tensor]:
+    """transformers' decoder.decoder_layers.N... -> the decoder's blocks.N...; q/k/v fused as in the encoder."""
+    renamed = {}
+    for key, value in state.items():
+        if not key.startswith(PRETRAIN_ONLY):
+            continue
+        block = re.fullmatch(r"decoder\.decoder_layers\.(\d+)\.(.+)", key)
+        renamed[f"blocks.{block[1]}.{_rename(block[2], HF_BLOCK)}" if block else _rename(key, HF_DECODER_TOP)] = value
+    renamed = _fuse_qkv(renamed)
+    if not qv_bias:
+        for key in [k for k in renamed if k.endswith("attn.qkv.weight")]:
+            renamed[key.replace("weight", "bias")] = renamed[key].new_zeros(renamed[key].shape[0])
+    return renamed
+
+
 def _rename(name: str, table: dict[str, str]) -> str:
     for old, new in table.items():
         if name.startswith(old):
@@ -340,6 +401,27 @@ def _infer_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | N
     )
 
 
+def _decoder_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | None) -> DecoderConfig:
+    """Shape of a pre-training decoder, read from its tensors (in the decoder's own names); official eps."""
+    to_decoder, head = state.get("encoder_to_decoder.weight"), state.get("head.weight")
+    if to_decoder is None or head is None or to_decoder.ndim != 2 or head.ndim != 2:
+        raise CheckpointError(f"{path}: the pre-training decoder is incomplete (it needs encoder_to_decoder.weight "
+                              "and the decoder head)")
+    width, encoder_width = to_decoder.shape
+    depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    if num_heads is None:
+        if width not in DECODER_HEADS_BY_WIDTH:
+            raise CheckpointError(f"{path}: cannot tell the decoder's attention heads for width {width}; "
+                                  "give num_heads")
+        num_heads = DECODER_HEADS_BY_WIDTH[width]
+    if width % num_heads:
+        raise CheckpointError(f"{path}: {num_heads} heads do not divide the decoder width {width}")
+    return DecoderConfig(encoder_dim=encoder_width, embed_dim=width, depth=depth, num_heads=num_heads,
+                         mlp_ratio=_mlp_ratio(fc1.shape[0], width) if fc1 is not None else DecoderConfig.mlp_ratio,
+                         out_dim=head.shape[0])
+
+
 def _mlp_ratio(hidden: int, width: int) -> float:
     """The ratio for which timm's int(width * ratio) gives back `hidden` despite float rounding."""
     ratio = hidden / width
@@ -392,13 +474,17 @@ def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> t
     if cfg.embed_dim % cfg.num_heads:
         raise CheckpointError(f"{path}: {cfg.num_heads} heads do not divide width {cfg.embed_dim}")
     model = VideoViT(cfg)
-    own = model.state_dict()
+    _check_shapes(model, state, path)
+    result = model.load_state_dict(state, strict=False)
+    return model.float().eval(), sorted(result.missing_keys), sorted(result.unexpected_keys)
+
+
+def _check_shapes(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = module.state_dict()
     wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
              for k, v in state.items() if k in own and v.shape != own[k].shape]
     if wrong:
         raise CheckpointError(f"{path}: shapes do not fit: " + "; ".join(wrong))
-    result = model.load_state_dict(state, strict=False)
-    return model.float().eval(), sorted(result.missing_keys), sorted(result.unexpected_keys)
 
 
 def _first_keys(mapping: dict, count: int = 4) -> str:

@@ -168,3 +168,22 @@ def test_asking_for_cuda_without_a_gpu_says_so(app):
     app.radio(key="device").set_value("cuda").run()
     assert not app.exception
     assert app.error and "no GPU" in app.error[0].value
+
+
+def test_masks_tubes_and_mvit_take_their_parameters(app):
+    app.selectbox(key="reducer").set_value("mask").run()
+    assert metric(app, "Tokens per layer").startswith("20 /")  # 4 slots x (49 - int(0.9 x 49))
+    app.selectbox(key="param.mask.pattern").set_value("random").run()
+    app.slider(key="param.mask.mask_ratio").set_value(0.5).run()
+    assert not app.exception and not app.error and metric(app, "Tokens per layer").startswith("100 /")
+    assert any("Reconstruction" in i.value for i in app.info)  # says what it would show with a decoder
+    app.selectbox(key="reducer").set_value("tubes").run()
+    app.text_area(key="param.tubes.tubes").input("4x16x16 stride 2,16,16").run()
+    assert not app.exception and not app.error and metric(app, "Tokens (boxes)") == "147"  # 3 x 7 x 7
+    app.text_area(key="param.tubes.tubes").input("4x16x16 stride 0,16,16").run()
+    assert any("stride must be positive" in e.value for e in app.error)
+    app.selectbox(key="reducer").set_value("mvit").run()
+    assert not app.exception and not app.error
+    assert app.slider(key="layer").max == 6
+    grids = next(table.value for table in app.dataframe if "query grid" in table.value.columns)
+    assert list(grids["query grid"]) == ["4x28x28", "4x28x28", "4x14x14", "4x14x14", "4x7x7", "4x7x7", "4x7x7"]

@@ -17,7 +17,7 @@ from transformers import (VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVid
                           VideoMAEModel)
 
 from models.video_vit import VideoViT, VideoViTConfig
-from models.weights import CheckpointError, load_model, save_weights
+from models.weights import CheckpointError, load_decoder, load_model, save_weights
 
 LABELS = ["archery", "bowling", "juggling balls"]
 DEPTH, WIDTH, HEADS = 2, 64, 2
@@ -330,3 +330,109 @@ def test_videomae_model_has_no_final_norm_with_mean_pooling():
     without mean pooling (there it is our `norm`); with it, fc_norm sits in the classifier."""
     assert VideoMAEModel(tiny_config(use_mean_pooling=True)).layernorm is None
     assert VideoMAEModel(tiny_config(use_mean_pooling=False)).layernorm is not None
+
+
+# --- the pre-training decoder -------------------------------------------------------------
+
+def tube_mask(seed: int = 0) -> torch.Tensor:
+    """(2, 32) bool, True where hidden: per clip, 12 of the 16 places of the 2 x 4 x 4 grid, as tubes."""
+    gen = torch.Generator().manual_seed(seed)
+    spatial = torch.stack([torch.randperm(16, generator=gen) < 12 for _ in range(2)])
+    return spatial.repeat(1, 2)
+
+
+def hf_prediction(hf: VideoMAEForPreTraining, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return hf(pixel_values=video.permute(0, 2, 1, 3, 4), bool_masked_pos=mask).logits
+
+
+def our_prediction(model: VideoViT, decoder, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    keep = torch.stack([(~row).nonzero()[:, 0] for row in mask])
+    with torch.no_grad():
+        return decoder(model.forward_blocks(model.embed(video, keep)), keep, mask.shape[1])
+
+
+@pytest.mark.parametrize("qv_bias", [True, False])
+def test_huggingface_pretraining_decoder_predicts_what_transformers_predicts(qv_bias, video, tmp_path):
+    hf = randomized(VideoMAEForPreTraining(tiny_config(use_mean_pooling=False, qv_bias=qv_bias)))
+    hf.save_pretrained(tmp_path)
+    model, _ = load_model(tmp_path)
+    decoder = load_decoder(tmp_path)
+    assert (decoder.cfg.encoder_dim, decoder.cfg.embed_dim, decoder.cfg.depth, decoder.cfg.num_heads,
+            decoder.cfg.out_dim) == (WIDTH, 32, 1, 2, 3 * 2 * 8 * 8)
+    assert not decoder.training and next(decoder.parameters()).dtype == torch.float32
+    mask = tube_mask()
+    expected = hf_prediction(hf, video, mask)
+    assert expected.shape == (2, 24, 384)
+    torch.testing.assert_close(our_prediction(model, decoder, video, mask), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_official_pretraining_decoder_predicts_what_transformers_predicts(hf_pretrain, video, tmp_path):
+    torch.save({"model": official_pretrain(hf_pretrain)}, tmp_path / "pretrain.pth")
+    model, report = load_model(tmp_path / "pretrain.pth", num_heads=HEADS)
+    model.resize_input(num_frames=4, img_size=32)
+    decoder = load_decoder(tmp_path / "pretrain.pth", num_heads=2)
+    # official LayerNorms have eps 1e-6; transformers 1e-12, and 1e-5 for the decoder's last norm
+    for m in [*model.modules(), *decoder.modules()]:
+        if isinstance(m, torch.nn.LayerNorm):
+            m.eps = 1e-12
+    decoder.norm.eps = 1e-5
+    mask = tube_mask(1)
+    torch.testing.assert_close(our_prediction(model, decoder, video, mask), hf_prediction(hf_pretrain, video, mask),
+                               atol=1e-5, rtol=1e-5)
+    assert "loaded separately" in report.summary()
+
+
+def test_official_decoder_heads_come_from_the_decoder_width_table(hf_pretrain, tmp_path):
+    torch.save({"model": official_pretrain(hf_pretrain)}, tmp_path / "pretrain.pth")
+    with pytest.raises(CheckpointError, match="num_heads"):  # 32 wide: no official decoder
+        load_decoder(tmp_path / "pretrain.pth")
+    sd = official_pretrain(hf_pretrain)
+    sd = {k: v for k, v in sd.items() if not k.startswith(("decoder.", "encoder_to_decoder", "mask_token"))}
+    sd |= {f"decoder.{k}": v for k, v in _official_decoder(width=384).items()}
+    sd |= {"encoder_to_decoder.weight": torch.zeros(384, WIDTH), "mask_token": torch.zeros(1, 1, 384)}
+    torch.save({"model": sd}, tmp_path / "base.pth")
+    decoder = load_decoder(tmp_path / "base.pth")
+    assert (decoder.cfg.embed_dim, decoder.cfg.num_heads, decoder.cfg.norm_eps) == (384, 6, 1e-6)  # ViT-B's
+
+
+def _official_decoder(width: int) -> dict:
+    """One official decoder block (fused qkv, q/v biases), its norm and a 2 x 16 x 16 head."""
+    names = {"norm1.weight": (width,), "norm1.bias": (width,), "attn.qkv.weight": (3 * width, width),
+             "attn.q_bias": (width,), "attn.v_bias": (width,), "attn.proj.weight": (width, width),
+             "attn.proj.bias": (width,), "norm2.weight": (width,), "norm2.bias": (width,),
+             "mlp.fc1.weight": (4 * width, width), "mlp.fc1.bias": (4 * width,), "mlp.fc2.weight": (width, 4 * width),
+             "mlp.fc2.bias": (width,)}
+    out = {f"blocks.0.{k}": torch.zeros(shape) for k, shape in names.items()}
+    return out | {"norm.weight": torch.ones(width), "norm.bias": torch.zeros(width),
+                  "head.weight": torch.zeros(1536, width), "head.bias": torch.zeros(1536)}
+
+
+def test_checkpoints_without_a_decoder_give_none(hf_classifier, tmp_path):
+    torch.save({"module": official_finetuned(hf_classifier)}, tmp_path / "finetuned.pth")
+    assert load_decoder(tmp_path / "finetuned.pth") is None
+    hf_classifier.save_pretrained(tmp_path / "hf")
+    assert load_decoder(tmp_path / "hf") is None
+    save_weights(VideoViT(VideoViTConfig(embed_dim=192, depth=1, num_heads=3)), tmp_path / "demo.safetensors")
+    assert load_decoder(tmp_path / "demo.safetensors") is None
+
+
+def test_a_decoder_with_a_missing_or_extra_key_is_refused_by_name(hf_pretrain, tmp_path):
+    sd = official_pretrain(hf_pretrain)
+    del sd["decoder.blocks.0.norm2.bias"]
+    torch.save({"model": sd}, tmp_path / "missing.pth")
+    with pytest.raises(CheckpointError, match=r"missing: blocks\.0\.norm2\.bias"):
+        load_decoder(tmp_path / "missing.pth", num_heads=2)
+    sd = official_pretrain(hf_pretrain) | {"decoder.pos_embed": torch.zeros(1, 32, 32)}
+    torch.save({"model": sd}, tmp_path / "extra.pth")
+    with pytest.raises(CheckpointError, match="unexpected: pos_embed"):
+        load_decoder(tmp_path / "extra.pth", num_heads=2)
+
+
+def test_a_decoder_of_the_wrong_shape_names_the_key(hf_pretrain, tmp_path):
+    sd = official_pretrain(hf_pretrain)
+    sd["decoder.blocks.0.mlp.fc2.weight"] = torch.zeros(32, 48)
+    torch.save({"model": sd}, tmp_path / "pretrain.pth")
+    expected = r"blocks\.0\.mlp\.fc2\.weight: checkpoint \(32, 48\) vs model \(32, 64\)"
+    with pytest.raises(CheckpointError, match=expected):
+        load_decoder(tmp_path / "pretrain.pth", num_heads=2)

@@ -135,7 +135,8 @@ def param_widget(reducer: str, p: Param):
     if p.choices:
         return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), help=p.help, key=key)
     if p.kind is str:
-        return st.text_input(p.name, value=p.default, help=p.help, key=key)
+        field = st.text_area if "\n" in p.default else st.text_input  # several lines: a table such as tubes
+        return field(p.name, value=p.default, help=p.help, key=key)
     if p.kind is bool:
         return st.checkbox(p.name, value=p.default, help=p.help, key=key)
     if p.kind is int:

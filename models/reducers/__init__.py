@@ -5,6 +5,7 @@ from typing import Any
 
 from .base import InputSelection, Param, ParameterError, Reducer
 from .rlt import RLT
+from .masking import Masking
 from .pooling import MViTPooling
 from .simple import Dense, RandomDrop
 from .sta import STA
@@ -12,7 +13,7 @@ from .tome import ToMe
 from .tubes import SparseTubes
 from .vtm import VTM
 
-REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, ToMe, VTM, STA, SparseTubes, MViTPooling)}
+REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (Dense, RLT, RandomDrop, Masking, ToMe, VTM, STA, SparseTubes, MViTPooling)}
 
 
 def make_reducer(name: str, **params: Any) -> Reducer:

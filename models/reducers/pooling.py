@@ -46,7 +46,7 @@ class MViTPooling(NetworkReducer):
         cfg = network.cfg
         logits, blocks = network.forward_trace(video)
         grids = [cfg.patch_grid] + [tuple(block.q_grid) for block in blocks]
-        info = [{"width": cfg.embed_dim, "heads": ""}] + [{"width": b.dim_out, "heads": b.heads} for b in blocks]
+        info = [{"width": cfg.embed_dim, "heads": None}] + [{"width": b.dim_out, "heads": b.heads} for b in blocks]
         return logits, NetworkRecord(grids=grids, cell=footprint(cfg, cfg.patch_grid),
                                      kv_grids=[tuple(block.kv_grid) for block in blocks],
                                      flops=mvit_flops(cfg), info=info)
