@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.reducers import make_reducer
+from models.reducers import REDUCERS, make_reducer
 
 from .analyze import ModelSpec, analyze, build_model, resolve_device
 from .overlays import draw_clip
@@ -42,7 +42,8 @@ def bench(video: str | Path, models: list[str], reducers: list[str], *, frames: 
         model, _ = build_model(ModelSpec(size=size_name), clip.num_frames, size)
         dense = None
         for name in ["none", *[r for r in reducers if r != "none"]]:
-            reducer = make_reducer(name, **({"budget": budget} if budget and name != "none" else {}))
+            fits = budget and REDUCERS[name].budget_knob  # MViT's pooling is its architecture: no budget
+            reducer = make_reducer(name, **({"budget": budget} if fits else {}))
             trace = analyze(clip, model, reducer, device=device, timing_runs=runs, saliency=None)
             dense = dense or trace
             seconds = trace.seconds["forward"]
