@@ -41,7 +41,8 @@ STYLE_HELP = {
     "plain": "The frames as the model sees them.",
     "boxes": "Every token here is a box of the video: each frame shows the outline of every box that covers it "
              "(coloured by its tube, when tokens come from tubes). Boxes may overlap, and parts of the video may "
-             "lie in no box.",
+             "lie in no box. A box shows only on the frames it covers: a one-frame tube appears on one frame, "
+             "so turn on All frames to see every frame.",
 }
 
 
