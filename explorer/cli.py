@@ -86,7 +86,8 @@ def run_reducers(args: argparse.Namespace) -> None:
         for p in cls.params:
             bounds = (f" [{p.kind(p.low)}, {p.kind(p.high)}]" if p.low is not None
                       else f" [{' | '.join(p.choices)}]" if p.choices else "")
-            print(f"    {p.name}={p.default}{bounds}  {p.help}")
+            default = p.default.replace("\n", "; ") if isinstance(p.default, str) else p.default
+            print(f"    {p.name}={default}{bounds}  {p.help}")
 
 
 def run_samples(args: argparse.Namespace) -> None:
