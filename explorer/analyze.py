@@ -82,6 +82,29 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     if timing_runs < 1:
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
+    run = dict(labels=labels, model_name=model_name, timing_runs=timing_runs, saliency=saliency)
+    try:
+        return _analyze_on(dev, clip, model, reducer, **run)
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+        if not _out_of_memory(error):
+            raise
+        if dev.type != "cuda":
+            raise ParameterError(f"out of memory on the CPU for {clip.num_frames} frames of {cfg.img_size} px with "
+                                 f"{reducer.name}: use fewer frames, a smaller size or model, or turn saliency off"
+                                 ) from None
+    torch.cuda.empty_cache()  # the GPU ran out: the same run on the CPU, said in the trace
+    trace = _analyze_on(torch.device("cpu"), clip, model, reducer, **run)
+    trace.meta["notes"].append("the GPU ran out of memory, so this ran on the CPU instead (slower; times are CPU times)")
+    return trace
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(error)
+
+
+def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer, *, labels: list[str] | None,
+                model_name: str, timing_runs: int, saliency: SaliencySpec | None) -> Trace:
+    cfg = model.cfg
     model = model.to(dev)
     video = normalize_video(torch.from_numpy(clip.frames)).to(dev)
     if isinstance(reducer, NetworkReducer):
@@ -97,10 +120,11 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     reduce_seconds = time.perf_counter() - start
 
     notes = []
-    if saliency is not None and cfg.depth * selection.keep.size ** 2 * 4 > SALIENCY_BYTES:
-        notes.append(f"saliency was not computed: {selection.keep.size} tokens would need "
-                     f"{cfg.depth * selection.keep.size ** 2 * 4 / 2**30:.1f} GiB of attention maps "
-                     f"(limit {SALIENCY_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size")
+    tokens_in = selection.keep.size  # attention maps kept per block, and one block's per-head weights and logits
+    saliency_bytes = (cfg.depth + 2 * cfg.num_heads) * tokens_in ** 2 * 4
+    if saliency is not None and saliency_bytes > SALIENCY_BYTES:
+        notes.append(f"saliency was not computed: {tokens_in} tokens would need {saliency_bytes / 2**30:.1f} GiB "
+                     f"of attention maps (limit {SALIENCY_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size")
         saliency = None
     fusion = saliency.fuse() if saliency else None
     (logits, record), seconds = _run_and_time(

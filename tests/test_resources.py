@@ -1,0 +1,65 @@
+"""Running out of memory ends in a message or a CPU run, never a traceback."""
+from dataclasses import replace
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.analyze import analyze
+from models.reducers import ParameterError, make_reducer
+from models.video_vit import SIZES, VideoViT
+from tests.clips import make_clip, moving_square_frames
+
+analysis = importlib.import_module("explorer.analyze")  # the module; `explorer.analyze` is also the function
+TINY = replace(SIZES["tiny"], depth=2, num_classes=5, num_frames=8, img_size=112)
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    return make_clip(moving_square_frames(frames=8, size=112, row=3)), VideoViT(TINY).eval()
+
+
+def test_out_of_memory_on_the_cpu_is_a_clear_message(setup, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(analysis, "run_tokens", no_memory)
+    with pytest.raises(ParameterError, match="out of memory on the CPU for 8 frames of 112 px"):
+        analyze(*setup, make_reducer("rlt"), device="cpu")
+
+
+def test_out_of_memory_on_the_gpu_runs_on_the_cpu_and_says_so(setup, monkeypatch):
+    real = analysis._analyze_on
+    devices = []
+
+    def gpu_runs_out(dev, *args, **kwargs):
+        devices.append(dev.type)
+        if dev.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(dev, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(analysis, "_analyze_on", gpu_runs_out)
+    trace = analyze(*setup, make_reducer("tome", r=10), device="cuda")
+    assert devices == ["cuda", "cpu"] and trace.meta["device"] == "cpu"
+    assert any("GPU ran out of memory" in note for note in trace.meta["notes"])
+    assert trace.tokens_per_layer == [196, 186, 176]
+
+
+def test_other_errors_are_not_mistaken_for_memory(setup, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(analysis, "run_tokens", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        analyze(*setup, make_reducer("rlt"), device="cpu")
+
+
+def test_saliency_is_skipped_with_a_note_when_its_maps_would_not_fit(setup, monkeypatch):
+    monkeypatch.setattr(analysis, "SALIENCY_BYTES", 1024)
+    trace = analyze(*setup, make_reducer("none"), device="cpu")
+    assert "rollout" not in trace.values and any("saliency was not computed" in n for n in trace.meta["notes"])
+    assert np.isfinite(trace.logits).all()
