@@ -5,7 +5,9 @@ One function serves the app, the CLI, the benchmark and the tests.
 from __future__ import annotations
 
 import os
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +26,8 @@ from .saliency import SaliencySpec, rollout
 from .trace import Trace
 from .video import Clip
 
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
 
 
@@ -83,15 +87,26 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
     run = dict(labels=labels, model_name=model_name, timing_runs=timing_runs, saliency=saliency)
+    with _lock(model):
+        return _analyze_with_fallback(dev, clip, model, reducer, run)
+
+
+def _lock(model: VideoViT) -> threading.Lock:
+    """One run per model at a time: app sessions share cached models, and a run sets flags on its attention."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(model, threading.Lock())
+
+
+def _analyze_with_fallback(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer, run: dict) -> Trace:
     try:
         return _analyze_on(dev, clip, model, reducer, **run)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
         if not _out_of_memory(error):
             raise
         if dev.type != "cuda":
-            raise ParameterError(f"out of memory on the CPU for {clip.num_frames} frames of {cfg.img_size} px with "
-                                 f"{reducer.name}: use fewer frames, a smaller size or model, or turn saliency off"
-                                 ) from None
+            raise ParameterError(f"out of memory on the CPU for {clip.num_frames} frames of {model.cfg.img_size} px "
+                                 f"with {reducer.name}: use fewer frames, a smaller size or model, or turn saliency "
+                                 "off") from None
     torch.cuda.empty_cache()  # the GPU ran out: the same run on the CPU, said in the trace
     trace = _analyze_on(torch.device("cpu"), clip, model, reducer, **run)
     trace.meta["notes"].append("the GPU ran out of memory, so this ran on the CPU instead (slower; times are CPU times)")

@@ -63,3 +63,18 @@ def test_saliency_is_skipped_with_a_note_when_its_maps_would_not_fit(setup, monk
     trace = analyze(*setup, make_reducer("none"), device="cpu")
     assert "rollout" not in trace.values and any("saliency was not computed" in n for n in trace.meta["notes"])
     assert np.isfinite(trace.logits).all()
+
+
+def test_runs_on_one_shared_model_from_several_threads_do_not_mix(setup):
+    """App sessions share cached models; a run sets recording flags on the attention, so runs take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+    clip, model = setup
+    jobs = [("none", {}), ("tome", {"r": 20}), ("rlt", {}), ("tome", {"r": 40})]
+    alone = [analyze(clip, model, make_reducer(name, **params), device="cpu") for name, params in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda job: analyze(clip, model, make_reducer(job[0], **job[1]), device="cpu"),
+                                 jobs * 2))
+    for a, b in zip(alone * 2, together):
+        assert a.tokens_per_layer == b.tokens_per_layer and np.array_equal(a.logits, b.logits)
+        for x, y in zip(a.values["rollout"], b.values["rollout"]):
+            np.testing.assert_array_equal(x, y)
