@@ -2,7 +2,8 @@
 
 Decoding uses PyAV. Long videos are sampled by seeking to a keyframe shortly before
 each wanted frame instead of decoding everything, and only the sampled, already
-resized frames are kept in memory.
+resized frames are kept in memory; huge frames get fewer decoder threads, so that
+an 8K video does not hold a frame per core.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ MAX_FRAMES = 256
 MAX_SIZE = 512  # 256 frames at 512 px is 200 MB of RGB: the bound on a clip's memory
 DEFAULT_FPS = 25.0
 SEEK_GAP = 2.0  # seconds: jumps shorter than this are decoded through, not sought
+# Each decoder thread holds a few frames: threads are capped so that one decoded frame per
+# thread (counted at 3 bytes a pixel, enough for 10-bit 4:2:0) stays within this budget.
+DECODE_MEMORY = 256 * 2**20
+MAX_THREADS = 16
 # Decoders that FFmpeg uses to render text files (by extension) as "video".
 TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+KINDS = {"audio": "audio", "subtitle": "subtitles"}  # stream types, as a message names them
+HEAD = 16  # bytes read from the start of a file to recognise its kind
 
 
 class VideoError(ValueError):
@@ -76,30 +83,11 @@ def load_clip(
     one-line message when the video or the parameters cannot be used.
     """
     _check_params(frames, stride, start, size, max_seconds)
-    if isinstance(source, bytes):
-        display = name or "uploaded video"
-        if not source:
-            raise VideoError(f"{display}: the file is empty (0 bytes).")
-        file: str | io.BytesIO = io.BytesIO(source)
-    else:
-        path = Path(source)
-        display = name or path.name
-        if not path.is_file():
-            raise VideoError(f"File not found: {path}")
-        if path.stat().st_size == 0:
-            raise VideoError(f"{display}: the file is empty (0 bytes).")
-        file = str(path)
-
-    try:
-        container = av.open(file, "r")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{display}: not a readable video file ({_reason(exc)}).") from None
-    with container:
-        if not container.streams.video:
-            raise VideoError(f"{display}: the file has no video stream.")
-        if container.streams.video[0].codec_context.name in TEXT_CODECS:
-            raise VideoError(f"{display}: a text file, not a video.")
-        reader = _Reader(container, container.streams.video[0], display, size, max_seconds)
+    deadline = time.monotonic() + max_seconds
+    file, display, head = _source(source, name)
+    with _open(file, display, head) as container:
+        stream = _video_stream(container, display)
+        reader = _Reader(container, stream, display, size, deadline)
         if not math.isnan(reader.duration) and start >= reader.duration:
             raise _past_end(display, start, reader.duration)
         picked, times = reader.sample(frames, stride, start)
@@ -131,6 +119,70 @@ def _check_params(frames: int, stride: int, start: float, size: int, max_seconds
         raise VideoError(f"The decoding time limit must be positive, got {max_seconds}.")
 
 
+def _source(
+    source: str | os.PathLike | bytes, name: str | None
+) -> tuple[str | io.BytesIO, str, bytes]:
+    """What av.open reads, the name shown in messages, and the first bytes of the file."""
+    if isinstance(source, bytes):
+        display = name or "uploaded video"
+        if not source:
+            raise VideoError(f"{display}: the file is empty (0 bytes).")
+        return io.BytesIO(source), display, source[:HEAD]
+    path = Path(source)
+    display = name or path.name
+    if not path.is_file():
+        raise VideoError(f"File not found: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{display}: the file is empty (0 bytes).")
+    with path.open("rb") as file:
+        return str(path), display, file.read(HEAD)
+
+
+def _open(file: str | io.BytesIO, display: str, head: bytes) -> av.container.InputContainer:
+    """Open a container; garbled metadata text is replaced rather than refused."""
+    try:
+        return av.open(file, "r", metadata_errors="replace")
+    except (av.FFmpegError, OSError) as exc:
+        if head[4:8] == b"ftyp":  # an MP4/MOV whose index cannot be read
+            raise VideoError(
+                f"{display}: the MP4/MOV file is cut short or damaged; "
+                f"its index (the moov atom) is missing or unreadable ({_reason(exc)})."
+            ) from None
+        raise VideoError(f"{display}: not a readable video file ({_reason(exc)}).") from None
+
+
+def _video_stream(
+    container: av.container.InputContainer, display: str
+) -> av.video.stream.VideoStream:
+    """The first video stream that moves (not cover art), if it is neither text nor an image."""
+    streams = container.streams
+    if not streams:
+        raise VideoError(f"{display}: no stream could be read; the file is cut short or damaged.")
+    cover = av.stream.Disposition.attached_pic
+    videos = [s for s in streams.video if not s.disposition & cover]
+    if not videos:
+        found = sorted({KINDS.get(s.type, "other data") for s in streams if s.type != "video"})
+        found += ["a cover image"] if streams.video else []
+        raise VideoError(f"{display}: the file has no video stream (only {' and '.join(found)}).")
+    stream = videos[0]
+    codec = stream.codec_context
+    if codec is None:
+        raise VideoError(
+            f"{display}: the video's codec is unknown or not supported by this FFmpeg build."
+        )
+    if codec.name in TEXT_CODECS:
+        raise VideoError(f"{display}: a text file, not a video.")
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        raise VideoError(f"{display}: a still image ({codec.name.upper()}), not a video.")
+    return stream
+
+
+def _threads(width: int, height: int) -> int:
+    """Decoder threads for frames of this size: all cores, fewer for huge frames."""
+    cap = DECODE_MEMORY // (3 * width * height) if width and height else MAX_THREADS
+    return max(1, min(os.cpu_count() or 1, MAX_THREADS, cap))
+
+
 def _reason(exc: Exception) -> str:
     """The first line of an error's message, without ffmpeg's errno prefix or file name."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -155,9 +207,20 @@ def _rate(stream: av.video.stream.VideoStream) -> float:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and 0 < float(rate) <= 1000:
             return float(rate)
-    if stream.frames and stream.duration and stream.time_base:
+    if stream.frames and stream.duration and stream.duration > 0 and stream.time_base:
         return stream.frames / float(stream.duration * stream.time_base)
     return DEFAULT_FPS
+
+
+def _duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, time_base: Fraction
+) -> float:
+    """Seconds from the stream, else the container; nan if neither gives a positive duration."""
+    if stream.duration and stream.duration > 0:
+        return float(stream.duration * time_base)
+    if container.duration and container.duration > 0:
+        return container.duration / av.time_base
+    return math.nan
 
 
 class _Reader:
@@ -169,23 +232,19 @@ class _Reader:
         stream: av.video.stream.VideoStream,
         display: str,
         size: int,
-        max_seconds: float,
+        deadline: float,
     ) -> None:
         width, height = stream.codec_context.width, stream.codec_context.height
         if width and height and min(width, height) < PATCH:
             raise _too_small(display, width, height)
         stream.thread_type = "AUTO"
+        stream.thread_count = _threads(width, height)
         self.container, self.stream, self.display, self.size = container, stream, display, size
-        self.deadline = time.monotonic() + max_seconds
+        self.deadline = deadline  # time.monotonic() after which decoding gives up
         self.fps = _rate(stream)
         self.time_base = stream.time_base or Fraction(1, 90000)
         self.origin = float(stream.start_time * self.time_base) if stream.start_time else 0.0
-        if stream.duration:
-            self.duration = float(stream.duration * self.time_base)
-        elif container.duration:
-            self.duration = container.duration / av.time_base
-        else:
-            self.duration = math.nan
+        self.duration = _duration(container, stream, self.time_base)
         self.source_size = (width, height)  # replaced by the first frame's, as displayed
         self.decoded = 0  # frames decoded, all seeks included
         self.seek_to: float | None = None  # set by seek(), consumed by _frames()
@@ -230,7 +289,7 @@ class _Reader:
 
     def _frames(self, start: float) -> Iterator[tuple[float, av.VideoFrame]]:
         """Yield (seconds from video start, frame) in presentation order."""
-        packets = self.container.demux(self.stream)
+        packets = self.container.demux()
         self.seek_to = start if start > 0 else None
         backoff = 0.0
         while True:
@@ -262,10 +321,14 @@ class _Reader:
         except av.FFmpegError:
             pass
         self.last_time = self.key_time = -math.inf
-        return self.container.demux(self.stream)
+        return self.container.demux()
 
     def _decode(self, packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame]:
-        """Decode packets, skipping corrupt ones; a demuxer error ends the video."""
+        """Decode the stream's packets, skipping corrupt ones; a demuxer error ends the video.
+
+        `packets` holds every stream's packets, so that the time limit is checked even
+        while a file has nothing but other streams' packets for a long stretch.
+        """
         try:
             for packet in packets:
                 if time.monotonic() >= self.deadline:
@@ -273,14 +336,16 @@ class _Reader:
                         f"{self.display}: decoding took too long; "
                         "try an earlier start, fewer frames or a smaller stride."
                     )
+                if packet.stream.index != self.stream.index:  # (stream_index is 0 in flush packets)
+                    continue
                 try:
                     frames = packet.decode()
-                except av.error.InvalidDataError:
+                except av.FFmpegError:  # a corrupt packet: the decoder resyncs on a later one
                     continue
                 for frame in frames:
                     self.decoded += 1
                     yield frame
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, IndexError) as exc:  # IndexError: PyAV, on a stream found mid-file
             if not self.decoded:
                 message = f"{self.display}: the video cannot be decoded ({_reason(exc)})."
                 raise VideoError(message) from None
@@ -299,21 +364,33 @@ class _Reader:
         return t
 
     def _to_rgb(self, frame: av.VideoFrame, first: bool) -> np.ndarray:
-        """Scale so the shorter side is `size` while converting to RGB, centre-crop, rotate."""
+        """To RGB with the shorter side shrunk to `size` at most; centre-crop, enlarge, rotate.
+
+        Cropping comes before any enlargement, so no intermediate image is larger than
+        the decoded frame, whatever the aspect ratio.
+        """
         w, h = frame.width, frame.height
         turns = round(frame.rotation / 90) % 4 if frame.rotation else 0
         if first:
             self.source_size = (h, w) if turns % 2 else (w, h)
             if min(w, h) < PATCH:
                 raise _too_small(self.display, *self.source_size)
-        scale = self.size / min(w, h)
-        out_w, out_h = max(self.size, round(w * scale)), max(self.size, round(h * scale))
+        shrink = min(1.0, self.size / min(w, h))
         rgb = frame.reformat(
-            width=out_w,
-            height=out_h,
+            width=max(1, round(w * shrink)),
+            height=max(1, round(h * shrink)),
             format="rgb24",
-            interpolation="AREA" if scale < 1 else "BILINEAR",
+            interpolation="AREA",
         ).to_ndarray()
-        top, left = (out_h - self.size) // 2, (out_w - self.size) // 2
-        rgb = rgb[top : top + self.size, left : left + self.size]
-        return np.ascontiguousarray(np.rot90(rgb, turns))
+        side = min(rgb.shape[:2])
+        top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+        square = rgb[top : top + side, left : left + side]
+        if side != self.size:
+            square = _enlarge(square, self.size)
+        return np.ascontiguousarray(np.rot90(square, turns))
+
+
+def _enlarge(square: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of a square RGB image to size x size."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(square), format="rgb24")
+    return frame.reformat(width=size, height=size, interpolation="BILINEAR").to_ndarray()

@@ -105,3 +105,19 @@ def index_video(tmp_path):
         return path
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """List how each corpus video ended (tests record it with record_property("corpus", ...))."""
+    rows = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for key, value in report.user_properties
+        if key == "corpus"
+    ]
+    if rows:
+        terminalreporter.section(f"bad and odd videos ({len(rows)} rows)")
+        for name, outcome in rows:
+            terminalreporter.write_line(f"{name:40} {outcome}")

@@ -1,4 +1,7 @@
-"""Tests for explorer.video: sampling, seeking, formats, bad inputs and bundled samples."""
+"""Tests for explorer.video: sampling, seeking, parameters and bundled samples.
+
+Bad and odd files (damaged, rotated, 10-bit, alpha, huge, ...) are in test_bad_videos.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 import pytest
 
 from explorer.video import SAMPLES, SAMPLES_DIR, Clip, VideoError, load_clip, sample_path
-from tests.conftest import read_index, write_audio, write_index_video, write_video
+from tests.conftest import read_index, write_index_video, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,46 +86,6 @@ def test_odd_size(tmp_path):
     assert clip.source_size == (97, 61)
 
 
-@pytest.mark.parametrize(
-    ("name", "codec", "pix_fmt", "gray"),
-    [
-        ("gray.mkv", "ffv1", "gray", True),
-        ("ten_bit.mp4", "libx264", "yuv420p10le", False),
-        ("alpha.mov", "png", "rgba", False),
-    ],
-)
-def test_pixel_formats(tmp_path, name, codec, pix_fmt, gray):
-    color = np.array([200, 120, 40], np.uint8)
-    image = np.broadcast_to(color, (48, 64, 3))
-    if pix_fmt == "rgba":
-        image = np.concatenate([image, np.full((48, 64, 1), 128, np.uint8)], axis=2)
-    write_video(tmp_path / name, [image] * 3, codec=codec, pix_fmt=pix_fmt)
-    clip = load_clip(tmp_path / name, frames=2, stride=1, size=32)
-    assert clip.frames.shape == (2, 32, 32, 3)
-    mean = clip.frames.reshape(-1, 3).mean(axis=0)
-    if gray:
-        assert np.ptp(mean) < 2 and 100 < mean[0] < 160
-    else:
-        np.testing.assert_allclose(mean, color, atol=6)
-
-
-def test_rotation_metadata_is_applied(tmp_path):
-    image = np.zeros((32, 64, 3), np.uint8)
-    image[:8] = 255  # white top edge; shown rotated 90 degrees counter-clockwise
-    path = tmp_path / "rotated.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
-        stream.set_display_rotation(90)
-        for _ in range(3):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
-    clip = load_clip(path, frames=1, size=32)
-    assert clip.source_size == (32, 64)
-    frame = clip.frames[0].mean(axis=2)
-    assert frame[:, :6].min() > 200 and frame[:, 12:].max() < 40  # the top is now on the left
-
-
 def test_raw_stream_without_container_timing(tmp_path):
     path = tmp_path / "raw.h264"
     write_index_video(path, 40)
@@ -150,17 +113,6 @@ def test_too_short_video_is_padded(index_video):
     assert clip.padded == 6
     assert indices(clip) == list(range(10)) + [9] * 6
     assert np.all(clip.times[9:] == clip.times[9])
-
-
-def test_one_frame_video(index_video):
-    clip = load_clip(index_video(1))
-    assert clip.frames.shape == (16, 224, 224, 3)
-    assert clip.padded == 15
-
-
-def test_start_past_end(index_video):
-    with pytest.raises(VideoError, match=r"past the end.*0\.40 s"):
-        load_clip(index_video(10), start=3.0)
 
 
 # --- long videos: seeking --------------------------------------------------------------
@@ -225,62 +177,12 @@ def test_time_limit(long_video):
         load_clip(long_video, frames=16, stride=90, size=64, max_seconds=1e-6)
 
 
-# --- bad inputs --------------------------------------------------------------------------
-
-
-def test_random_bytes():
-    noise = np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes()
-    with pytest.raises(VideoError, match="not a readable video"):
-        load_clip(noise)
-
-
-def test_text_file(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_text("not a video\n" * 50)
-    with pytest.raises(VideoError, match="notes.txt"):
-        load_clip(path)
-
-
-def test_truncated_file(index_video):
-    data = index_video(20).read_bytes()
-    with pytest.raises(VideoError):
-        load_clip(data[: len(data) // 2])
-
-
-def test_no_decodable_frame(index_video):
-    data = bytearray(index_video(20).read_bytes())
-    start, end = data.find(b"mdat") + 4, data.find(b"moov") - 4  # keep the index, zero the video
-    data[start:end] = bytes(end - start)
-    with pytest.raises(VideoError, match="no frame of the video could be decoded"):
-        load_clip(bytes(data))
-
-
-def test_empty_file(tmp_path):
-    path = tmp_path / "empty.mp4"
-    path.touch()
-    with pytest.raises(VideoError, match="empty"):
-        load_clip(path)
-    with pytest.raises(VideoError, match="empty"):
-        load_clip(b"")
+# --- bad parameters (bad files: test_bad_videos.py) --------------------------------------
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(VideoError, match="not found"):
         load_clip(tmp_path / "nope.mp4")
-
-
-def test_smaller_than_a_patch(tmp_path):
-    path = tmp_path / "tiny.mp4"
-    write_video(path, [np.zeros((8, 8, 3), np.uint8)] * 3)
-    with pytest.raises(VideoError, match=r"8x8 pixels, smaller than one 16x16 patch"):
-        load_clip(path)
-
-
-@pytest.mark.parametrize(("name", "codec"), [("tone.m4a", "aac"), ("tone.mka", "mp2")])
-def test_audio_only(tmp_path, name, codec):
-    write_audio(tmp_path / name, codec=codec)
-    with pytest.raises(VideoError, match="no video stream"):
-        load_clip(tmp_path / name)
 
 
 @pytest.mark.parametrize(
@@ -300,14 +202,6 @@ def test_audio_only(tmp_path, name, codec):
 def test_bad_parameters(index_video, kwargs):
     with pytest.raises(VideoError):
         load_clip(index_video(5), **kwargs)
-
-
-def test_errors_are_one_line(tmp_path):
-    path = tmp_path / "junk.mp4"
-    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
-    with pytest.raises(VideoError) as info:
-        load_clip(path)
-    assert "\n" not in str(info.value) and "junk.mp4" in str(info.value)
 
 
 # --- bundled samples ---------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import zipfile
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -308,6 +309,7 @@ def checkpoint_view(report: LoadReport) -> None:
 def clip_caption(clip: Clip) -> str:
     w, h = clip.source_size
     span = f"{clip.times[0]:.2f}-{clip.times[-1]:.2f} s"
-    return (f"{clip.source}: {w}x{h}, {clip.fps:.3g} fps, {clip.duration:.1f} s long; "
+    length = f"{clip.duration:.1f} s long" if math.isfinite(clip.duration) else "length unknown"
+    return (f"{clip.source}: {w}x{h}, {clip.fps:.3g} fps, {length}; "
             f"{clip.num_frames} frames sampled from {span}, shown at {clip.frames.shape[1]} px.")
 
