@@ -339,10 +339,17 @@ def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept",
     for f in picks:
         tile = maps.draw(frames[f], f // t_frames, DIM, f)
         label = f"frame {f}  t'={f // t_frames}"
-        cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(tile, label, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        _label(tile, label)
         tiles.append(tile)
     return tile_images(tiles, columns, gap)
+
+
+def _label(tile: np.ndarray, text: str) -> None:
+    """White text with a dark outline, scaled to the tile so it stays small on small frames."""
+    scale = 0.45 * min(1.0, tile.shape[1] / 224)
+    origin = (4, 4 + int(24 * scale))
+    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 if scale > 0.3 else 2, cv2.LINE_AA)
+    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def tile_images(tiles: list[np.ndarray], columns: int, gap: int = 4) -> np.ndarray:

@@ -92,7 +92,7 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
                       help="0 is the model's input; l is the sequence after block l.")
     style = c2.radio("Overlay", styles, format_func=STYLE_NAMES.get, horizontal=True, key="style")
     every = c3.toggle("All frames", key="every_frame", help="Show both frames of each tubelet.")
-    row = st.columns([2.2, 1.3, 1, 1, 1])
+    row = st.columns([2.2, 1.8, 1, 1, 1])
     value = "tube" if style == "boxes" and "tube" in trace.values else run_length
     if style == "heat":
         value = row[0].selectbox("Heat value", heat, format_func=lambda name: values.describe(name).label,
@@ -101,7 +101,7 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
     image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4,
                       focus=focus)
     picture, info = st.columns([4, 1]) if focus else (st.container(), None)
-    picture.image(image, width="stretch", caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
+    picture.image(image, width="stretch", output_format="PNG", caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
                   + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."))
     with picture:
         if style == "value":

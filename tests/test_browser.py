@@ -1,0 +1,220 @@
+"""The app in a real browser: `streamlit run app.py` on localhost, driven by Playwright in headless chromium.
+
+Skipped, with the reason, when the Playwright package or a chromium is missing. Every session
+sets the tiny model on 8 frames of 112 px through the sidebar, as a user would.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from models.reducers import REDUCERS
+from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, configure_small_run, find_chromium
+from tests.conftest import write_video
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package "
+                               "(pip install -r requirements-dev.txt)")
+CHROMIUM = find_chromium()
+if CHROMIUM is None:
+    pytest.skip("the browser tests need Debian's chromium (apt-get install chromium); none found",
+                allow_module_level=True)
+
+sync_api.expect.set_options(timeout=TIMEOUT_MS)
+expect = sync_api.expect
+RLT = REDUCERS["rlt"].title
+
+
+# Module-scoped: the server (torch and the cached models) and chromium are gone before the rest of the suite runs.
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    served = Server(tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+    try:
+        served.wait_ready()
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_app(browser, server, tmp_path):
+    """Factory: a new browser session (its own context, so its own Streamlit session) set to the small run.
+
+    What the server and the pages logged during the test is printed at teardown: pytest shows it when the
+    test fails.
+    """
+    start = server.log_size()
+    contexts, apps = [], []
+
+    def make() -> App:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        app = App(context.new_page())
+        apps.append(app)
+        configure_small_run(app, server.url)
+        return app
+
+    yield make
+    for i, app in enumerate(apps):
+        shot = tmp_path / f"session{i}.png"
+        try:
+            app.page.screenshot(path=shot, full_page=True)
+            print(f"--- browser session {i}: the page at the end: {shot}")
+        except Exception as error:  # a closed or crashed page: say so, keep the rest of the report
+            print(f"--- browser session {i}: no screenshot ({error})")
+        print(f"--- browser session {i}: console ---\n" + "\n".join(app.console[-50:]))
+        if app.retries:
+            print(f"--- browser session {i}: retried ---\n" + "\n".join(app.retries))
+        if app.errors:
+            print(f"--- browser session {i}: JavaScript errors ---\n" + "\n".join(app.errors))
+    print("--- streamlit log during the test ---\n" + server.log(start)[-20_000:])
+    for context in contexts:
+        context.close()
+
+
+def test_the_app_opens_with_the_overlay_and_the_charts(open_app):
+    app = open_app()
+    expect(app.page.get_by_role("heading", name="Token Reduction Explorer")).to_be_visible()
+    assert app.page.title() == "Token Reduction Explorer"
+    assert app.metric("Tokens per layer").endswith("/ 196")  # 4 x 7 x 7 tubelets: 8 frames of 112 px
+    assert app.image_caption().endswith("One frame per tubelet (its last).")
+    assert app.image_caption().startswith(f"{app.metric('Tokens per layer').split(' / ')[0]} tokens at layer 0")
+    app.assert_image_drawn()
+    charts = app.main.locator('[data-testid="stPlotlyChart"]')
+    expect(charts).to_have_count(2)
+    for i in range(2):
+        chart = charts.nth(i)
+        chart.scroll_into_view_if_needed()
+        expect(chart.locator(".main-svg").first).to_be_visible()
+        expect(chart.locator("g.trace").first).to_be_attached()  # plotly drew at least one series
+        box = chart.bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 150, box
+    lines = charts.nth(0).locator(".scatterlayer g.trace")
+    assert lines.count() >= 2, "tokens per layer: the dense and the RLT line"
+    assert charts.nth(1).locator(".barlayer path").count() > 0, "run lengths: bars"
+    app.assert_clean()
+
+
+def test_an_uploaded_video_is_analyzed(open_app, tmp_path):
+    # A still picture for 40 frames: RLT keeps the first tubelet only, 49 of 196 tokens.
+    y, x = np.mgrid[0:96, 0:128]
+    picture = np.stack([x * 2, y * 2, (x + y) % 64 * 4], axis=-1).astype(np.uint8)
+    picture[20:60, 30:80] = (250, 40, 40)
+    write_video(tmp_path / "still.mp4", [picture] * 40, fps=24)
+    app = open_app()
+    before = app.image_pixels()
+    assert app.metric("Tokens per layer") != "49 / 196"
+    app.radio("source", "Upload")
+    app.page.get_by_text("Choose a video in the sidebar").wait_for()
+    app.wait_idle()
+    app.widget("upload").locator('input[type="file"]').set_input_files(tmp_path / "still.mp4")
+    summary = app.main.locator('[data-testid="stExpander"] summary').first
+    expect(summary).to_contain_text("still.mp4: 128x96, 24 fps, 1.7 s long; 8 frames sampled")
+    app.wait_idle()
+    app.assert_clean("after the upload")
+    assert not app.error_messages()
+    assert app.metric("Tokens per layer") == "49 / 196"
+    after = app.assert_image_drawn("for the upload")
+    assert before.shape != after.shape or np.abs(before.astype(int) - after).mean() > 5, "the overlay did not change"
+
+
+def test_every_reducer_runs_and_draws(open_app):
+    app = open_app()
+    for name, reducer in REDUCERS.items():
+        app.select("reducer", reducer.title)
+        expect(app.main.get_by_text(reducer.title, exact=True)).to_be_visible()  # the explanation's heading
+        app.wait_idle()
+        app.assert_clean(f"with {name}")
+        assert not app.error_messages(), (name, app.error_messages())
+        expect(app.widget("reducer").get_by_role("combobox")).to_have_value(reducer.title)
+        app.assert_image_drawn(f"with {name}")
+        assert " tokens at layer 0" in app.image_caption(), (name, app.image_caption())
+    expect(app.main.get_by_role("heading", name="Grids per layer")).to_be_visible()  # MViT's own table
+
+
+def test_moving_the_layer_redraws_the_overlay(open_app):
+    app = open_app()
+    app.select("reducer", REDUCERS["tome"].title)  # merging: the clusters differ from layer to layer
+    expect(app.main.get_by_text(REDUCERS["tome"].title, exact=True)).to_be_visible()
+    app.wait_idle()
+    app.radio("style", "Clusters")
+    expect(app.widget("style").locator('[data-testid="stRadioOption"][data-selected="true"]')).to_have_text("Clusters")
+    expect(app.main.get_by_text("A cluster is the set of cells")).to_be_visible()
+    app.wait_idle()
+    first, first_src = app.assert_image_drawn("at layer 0"), app.image.get_attribute("src")
+    assert app.slider_keys("layer", "ArrowRight") == "1"
+    expect(app.main.locator('[data-testid="stImageCaption"]').first).to_contain_text("tokens at layer 1.")
+    app.wait_idle()
+    assert app.slider_keys("layer", "End") == "12"
+    expect(app.main.locator('[data-testid="stImageCaption"]').first).to_contain_text("tokens at layer 12.")
+    app.wait_idle()
+    app.assert_clean("after moving the layer")
+    last = app.assert_image_drawn("at layer 12")
+    assert app.image.get_attribute("src") != first_src
+    assert first.shape == last.shape and np.abs(first.astype(int) - last).mean() > 2, "the clusters look the same"
+    assert int(app.image_caption().split(" tokens")[0]) < 196, "ToMe merged tokens by layer 12"
+
+
+def test_the_trace_export_downloads_as_a_zip(open_app, tmp_path):
+    app = open_app()
+    tokens = int(app.metric("Tokens per layer").split(" / ")[0])
+    button = app.widget("download_trace").get_by_role("button", name="Trace (summary.json + trace.npz)")
+    with app.page.expect_download() as download:
+        button.click()
+    path = tmp_path / "trace.zip"
+    download.value.save_as(path)
+    assert download.value.suggested_filename == "trace.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == ["summary.json", "trace.npz"]
+        summary = json.loads(archive.read("summary.json"))
+        arrays = np.load(io.BytesIO(archive.read("trace.npz")))
+        owner = arrays["owner"]
+    assert summary["reducer"] == "rlt" and summary["grid"] == [4, 7, 7] and summary["input_tokens"] == 196
+    assert round(float(np.mean(summary["tokens_per_layer"]))) == tokens
+    assert owner.shape == (13, 4, 7, 7) and list(arrays["tokens_per_layer"]) == summary["tokens_per_layer"]
+    app.wait_idle()
+    app.assert_clean("after the download")
+
+
+def test_two_sessions_keep_their_own_state(open_app):
+    a, b = open_app(), open_app()
+    tome = REDUCERS["tome"].title
+    # At the same time: a changes the reducer, b moves the layer.
+    a.select("reducer", tome)
+    assert b.slider_keys("layer", "End") == "12"
+    expect(a.main.get_by_text(tome, exact=True)).to_be_visible()
+    expect(b.main.locator('[data-testid="stImageCaption"]').first).to_contain_text("tokens at layer 12.")
+    a.wait_idle()
+    b.wait_idle()
+    for app, reducer, layer in ((a, tome, 0), (b, RLT, 12)):
+        expect(app.widget("reducer").get_by_role("combobox")).to_have_value(reducer)
+        expect(app.main.get_by_text(reducer, exact=True)).to_be_visible()
+        assert f"tokens at layer {layer}." in app.image_caption()
+        app.assert_clean()
+    expect(b.main.get_by_text(tome, exact=True)).to_have_count(0)
+    expect(a.main.get_by_text(RLT, exact=True)).to_have_count(0)
+    # Both rerun again: neither choice leaks into the other session.
+    sta = REDUCERS["sta"].title
+    b.select("reducer", sta)
+    assert a.slider_keys("layer", "ArrowRight") == "1"
+    expect(b.main.get_by_text(sta, exact=True)).to_be_visible()
+    expect(a.main.locator('[data-testid="stImageCaption"]').first).to_contain_text("tokens at layer 1.")
+    a.wait_idle()
+    b.wait_idle()
+    expect(a.widget("reducer").get_by_role("combobox")).to_have_value(tome)
+    expect(a.main.get_by_text(tome, exact=True)).to_be_visible()
+    expect(b.widget("reducer").get_by_role("combobox")).to_have_value(sta)
+    assert "tokens at layer 12." in b.image_caption()
