@@ -19,11 +19,11 @@ from models.reducers import ParameterError, Reducer
 from models.reducers.base import InModelReducer, InputSelection, NetworkReducer
 from models.reducers.budget import fit_budget
 from models.token_flow import FlowRecord, run_tokens
-from models.video_vit import SIZES, VideoViT, normalize_video
+from models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize_video
 from models.weights import LoadReport, load_model
 
 from .saliency import SaliencySpec, rollout
-from .trace import Trace
+from .trace import Trace, cells_per_token
 from .video import Clip
 
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -152,8 +152,6 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     if record.boxes is not None:  # a tokenizer's kernels: each token reads 3 x the volume of its box
         volume = int(np.prod(record.boxes[:, 1::2] - record.boxes[:, 0::2], axis=1).sum())
         flops[0] = embed_flops(1, cfg.embed_dim, 3 * volume) + 2.0 * cfg.embed_dim * cfg.num_classes
-    dense = vit_flops([int(np.prod(cfg.grid))] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio, patch_values,
-                      cfg.num_classes)
     owner = np.stack([layer.owner.reshape(cfg.grid) for layer in record.layers])
     values = _token_values(record, owner, selection, saliency is not None)
     if selection.lengths is not None and model.length_embed is None:
@@ -170,7 +168,7 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
         tokens_per_layer=tokens,
         values=values,
         flops=flops,
-        dense_flops=dense,
+        dense_flops=_dense_flops(cfg),
         seconds={"reduce": reduce_seconds, "forward": seconds},
         logits=logits[0].float().cpu().numpy() if cfg.num_classes else None,
         labels=labels,
@@ -213,19 +211,22 @@ def _network_trace(clip: Clip, model: VideoViT, reducer: NetworkReducer, video: 
     base = record.grids[0]
     owner, boxes, homes = zip(*(_tiling(base, grid, record.cell) for grid in record.grids))
     owner = np.stack(owner)
-    sizes = [np.bincount(o.ravel(), minlength=len(h)) for o, h in zip(owner, homes)]
-    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
-    dense = vit_flops([int(np.prod(cfg.grid))] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio, patch_values,
-                      cfg.num_classes)
+    sizes = [cells_per_token(o, len(h)) for o, h in zip(owner, homes)]
     meta = _meta(clip, reducer, dev, model_name, timing_runs,
                  [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"])
     meta |= {"saliency": None, "layer_info": [
         {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
         for grid, kv, info in zip(record.grids, [None, *record.kv_grids], record.info or [{}] * len(record.grids))]}
     return Trace(grid=base, cell=record.cell, owner=owner, tokens_per_layer=[len(h) for h in homes],
-                 values={"cell": list(homes), "size": sizes}, flops=record.flops, dense_flops=dense,
+                 values={"cell": list(homes), "size": sizes}, flops=record.flops, dense_flops=_dense_flops(cfg),
                  seconds={"reduce": 0.0, "forward": seconds}, logits=logits[0].float().cpu().numpy(),
                  labels=labels, meta=meta, boxes=list(boxes))
+
+
+def _dense_flops(cfg: VideoViTConfig) -> np.ndarray:
+    """What the chosen ViT costs with every tubelet: the reference each trace is compared with."""
+    return vit_flops([int(np.prod(cfg.grid))] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio,
+                     3 * cfg.tubelet * cfg.patch * cfg.patch, cfg.num_classes)
 
 
 def _tiling(base: tuple[int, int, int], grid: tuple[int, int, int],
@@ -250,8 +251,8 @@ def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelecti
     uniform share: 1 is average, and a token standing for k cells spreads its share over them.
     """
     layers = record.layers
-    cells_per_token = [np.bincount(o[o >= 0].ravel(), minlength=l.cells.size) for o, l in zip(owner, layers)]
-    values = {"cell": [layer.cells for layer in layers], "size": cells_per_token}
+    sizes = [cells_per_token(o, layer.cells.size) for o, layer in zip(owner, layers)]
+    values = {"cell": [layer.cells for layer in layers], "size": sizes}
     for name, per_token in selection.values.items():  # a pre-model reducer's values hold at every layer
         values[name] = [per_token] * len(layers)
     for name in sorted({name for layer in layers for name in layer.values}):
@@ -261,7 +262,7 @@ def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelecti
         shares = {"rollout": rollout(record.blocks, layers[-1].size),
                   "attention": [b.received for b in record.blocks] + [np.full(layers[-1].cells.size, np.nan)]}
         for name, per_layer in shares.items():
-            values[name] = [share * n_cells / np.maximum(cells, 1) for share, cells in zip(per_layer, cells_per_token)]
+            values[name] = [share * n_cells / np.maximum(cells, 1) for share, cells in zip(per_layer, sizes)]
     return values
 
 

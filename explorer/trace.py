@@ -25,6 +25,11 @@ from typing import Any
 import numpy as np
 
 
+def cells_per_token(owner: np.ndarray, tokens: int) -> np.ndarray:
+    """(tokens,) int: how many cells each token stands for, counted from one layer's owner map."""
+    return np.bincount(owner[owner >= 0].ravel(), minlength=tokens)
+
+
 @dataclass
 class Trace:
     grid: tuple[int, int, int]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trace import Trace
+from .trace import Trace, cells_per_token
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ def count_values(trace: Trace) -> list[str]:
 
 def token_sizes(trace: Trace, layer: int) -> np.ndarray:
     """(tokens,) int: how many cells each token stands for at the layer, counted from the owner map."""
-    owner = trace.owner[layer]
-    return np.bincount(owner[owner >= 0], minlength=trace.tokens_per_layer[layer])
+    return cells_per_token(trace.owner[layer], trace.tokens_per_layer[layer])
 
 
 def shares_tokens(trace: Trace) -> bool:

@@ -7,6 +7,8 @@ that average monotonically; the knob is searched by bisection over its range.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -39,6 +41,7 @@ def fit_budget(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int]
         fixed = getattr(reducer, "budget_fixed", {})  # settings the knob needs (random drop: not matching RLT)
         return type(reducer)(**{**reducer.values, **fixed, knob: param.kind(value), "budget": 0.0})
 
+    @functools.cache  # the final pick asks again for values the search already measured
     def average(value: float) -> float:
         return float(np.mean(layer_tokens(with_knob(value), video, grid, tubelet, patch, depth)))
 
