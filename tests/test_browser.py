@@ -189,16 +189,21 @@ def test_the_trace_export_downloads_as_a_zip(open_app, tmp_path):
     app.assert_clean("after the download")
 
 
+def change_and_move(changer, reducer: str, mover, key: str, layer: int) -> None:
+    """One session picks another reducer while the other moves its layer; both finish their reruns."""
+    changer.select("reducer", reducer)
+    assert mover.slider_keys("layer", key) == str(layer)
+    expect(changer.main.get_by_text(reducer, exact=True)).to_be_visible()
+    expect(mover.main.locator('[data-testid="stImageCaption"]').first).to_contain_text(f"tokens at layer {layer}.")
+    changer.wait_idle()
+    mover.wait_idle()
+
+
 def test_two_sessions_keep_their_own_state(open_app):
     a, b = open_app(), open_app()
     tome = REDUCERS["tome"].title
     # At the same time: a changes the reducer, b moves the layer.
-    a.select("reducer", tome)
-    assert b.slider_keys("layer", "End") == "12"
-    expect(a.main.get_by_text(tome, exact=True)).to_be_visible()
-    expect(b.main.locator('[data-testid="stImageCaption"]').first).to_contain_text("tokens at layer 12.")
-    a.wait_idle()
-    b.wait_idle()
+    change_and_move(a, tome, b, "End", 12)
     for app, reducer, layer in ((a, tome, 0), (b, RLT, 12)):
         expect(app.widget("reducer").get_by_role("combobox")).to_have_value(reducer)
         expect(app.main.get_by_text(reducer, exact=True)).to_be_visible()
@@ -208,12 +213,7 @@ def test_two_sessions_keep_their_own_state(open_app):
     expect(a.main.get_by_text(RLT, exact=True)).to_have_count(0)
     # Both rerun again: neither choice leaks into the other session.
     sta = REDUCERS["sta"].title
-    b.select("reducer", sta)
-    assert a.slider_keys("layer", "ArrowRight") == "1"
-    expect(b.main.get_by_text(sta, exact=True)).to_be_visible()
-    expect(a.main.locator('[data-testid="stImageCaption"]').first).to_contain_text("tokens at layer 1.")
-    a.wait_idle()
-    b.wait_idle()
+    change_and_move(b, sta, a, "ArrowRight", 1)
     expect(a.widget("reducer").get_by_role("combobox")).to_have_value(tome)
     expect(a.main.get_by_text(tome, exact=True)).to_be_visible()
     expect(b.widget("reducer").get_by_role("combobox")).to_have_value(sta)
