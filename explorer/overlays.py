@@ -104,7 +104,7 @@ def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, 
     focus    — a cell (t', h, w): its token's cells stay bright and are outlined, the rest dimmed.
     """
     maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
-    return maps.draw(frame, tubelet_index, dim, tubelet_index * trace.cell[0] + trace.cell[0] - 1)
+    return maps.draw(frame, (tubelet_index + 1) * trace.cell[0] - 1, dim)  # the tubelet's last frame
 
 
 class _LayerMaps:
@@ -114,7 +114,7 @@ class _LayerMaps:
                  focus: Cell | None = None, vmin: float | None = None, vmax: float | None = None):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
-        self.style, self.cell = style, trace.cell[1:]
+        self.style, self.cell, self.tubelet = style, trace.cell[1:], trace.cell[0]
         self.owner = trace.owner[layer]
         self.home = trace.home(layer)
         self.tint = None
@@ -149,7 +149,8 @@ class _LayerMaps:
             self.focus = _focus_region(self.owner, self.focus_cell)
             self.focus_edges = _boundaries(self.focus.astype(np.int32)) & self.focus[..., None]
 
-    def draw(self, frame: np.ndarray, t: int, dim: float, frame_index: int) -> np.ndarray:
+    def draw(self, frame: np.ndarray, frame_index: int, dim: float) -> np.ndarray:
+        t = frame_index // self.tubelet
         if self.style == "plain":
             out = frame.copy()
         elif self.style == "boxes":
@@ -337,7 +338,7 @@ def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept",
     tiles = []
     maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
     for f in picks:
-        tile = maps.draw(frames[f], f // t_frames, DIM, f)
+        tile = maps.draw(frames[f], f, DIM)
         label = f"frame {f}  t'={f // t_frames}"
         _label(tile, label)
         tiles.append(tile)
