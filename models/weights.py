@@ -30,6 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .reducers.vtm import VTMSaliency
 from .video_vit import VideoViT, VideoViTConfig
 from .videomae_decoder import DecoderConfig, VideoMAEDecoder
 
@@ -39,6 +40,7 @@ DECODER_HEADS_BY_WIDTH = {192: 3, 384: 6, 512: 8, 640: 8}
 OFFICIAL_NORM_EPS = 1e-6
 HF_FC_NORM_EPS = 1e-5  # transformers builds VideoMAE's fc_norm with LayerNorm's default eps
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+SALIENCY_KEY = "vtm_saliency.u"
 PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token")  # the decoder: load_model skips it
 
 # Hugging Face names, after the "videomae." prefix, to ours. q/k/v go to separate
@@ -81,6 +83,7 @@ class LoadReport:
     missing: list[str]  # our keys the checkpoint did not provide
     unexpected: list[str]  # checkpoint keys (after renaming) we could not place
     ignored: list[str]  # the pre-training decoder's keys: not the encoder's; load_decoder reads them
+    training: dict | None = None  # explorer files made by `python -m explorer train`: how they were trained
 
     def summary(self) -> str:
         c = self.config
@@ -89,6 +92,11 @@ class LoadReport:
                 f"{c.num_heads} heads, tubelet {c.tubelet}x{c.patch}x{c.patch}, {head}")
         notes = [f"{len(keys)} {what} keys" for what, keys in
                  (("missing", self.missing), ("unexpected", self.unexpected)) if keys]
+        if self.training:
+            t = self.training
+            notes.append(f"trained with `python -m explorer train` ({t['settings']['steps']} steps, "
+                         f"{t['train_seconds'] / 60:.1f} min on {t['device']}): {t['held_out_accuracy']:.1%} on "
+                         f"{t['held_out_clips']} held-out generated clips")
         if self.ignored:
             notes.append(f"{len(self.ignored)} pre-training decoder keys ignored here "
                          "(the decoder is loaded separately, for reconstruction)")
@@ -102,10 +110,11 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     """
     path = Path(path)
     state, meta, weights_file = _read_checkpoint(path)
-    labels, ignored = None, []
+    labels, ignored, training = None, [], None
     if "explorer_config" in meta:
         fmt = "explorer"
         cfg, labels = _explorer_config(meta, weights_file)
+        training = _json_meta(meta, "training", weights_file)
     else:
         fmt = _sniff(state, weights_file)
         if fmt.startswith("huggingface"):
@@ -119,7 +128,7 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     if num_heads is not None:
         cfg = replace(cfg, num_heads=num_heads)
     model, missing, unexpected = _build(cfg, state, weights_file)
-    report = LoadReport(str(path), fmt, cfg, labels, missing, unexpected, ignored)
+    report = LoadReport(str(path), fmt, cfg, labels, missing, unexpected, ignored, training)
     return model, report
 
 
@@ -154,13 +163,32 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
     return decoder.float().eval()
 
 
-def save_weights(model: VideoViT, path: str | os.PathLike, labels: list[str] | None = None) -> None:
-    """Write the explorer's format: our state dict as safetensors, config and labels in metadata."""
+def native_img_size(path: str | os.PathLike) -> int | None:
+    """The input size an explorer safetensors file was trained at, read from its metadata alone; None otherwise."""
+    path = Path(path)
+    if not path.is_file() or not _looks_like_safetensors(path):
+        return None
+    try:
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+        return int(json.loads(meta["explorer_config"])["img_size"]) if "explorer_config" in meta else None
+    except (SafetensorError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # load_model will name what is wrong with the file
+
+
+def save_weights(model: VideoViT, path: str | os.PathLike, labels: list[str] | None = None,
+                 training: dict | None = None) -> None:
+    """Write the explorer's format: our state dict as safetensors, config, labels and training record in metadata.
+
+    A trained VTM saliency attached as `model.vtm_saliency` is part of the state dict, so it is saved too.
+    """
     if labels is not None and len(labels) != model.cfg.num_classes:
         raise ValueError(f"{len(labels)} labels for a model with {model.cfg.num_classes} classes")
     meta = {"format": "pt", "explorer_config": json.dumps(model.cfg.to_dict())}
     if labels is not None:
         meta["labels"] = json.dumps(list(labels))
+    if training is not None:
+        meta["training"] = json.dumps(training)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.fspath(path), metadata=meta)
 
@@ -366,6 +394,13 @@ def _fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # --- architecture ------------------------------------------------------------------------
 
+def _json_meta(meta: dict[str, str], key: str, path: Path) -> dict | None:
+    try:
+        return json.loads(meta[key]) if key in meta else None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: bad explorer metadata {key!r} ({e})") from e
+
+
 def _explorer_config(meta: dict[str, str], path: Path) -> tuple[VideoViTConfig, list[str] | None]:
     try:
         cfg = VideoViTConfig(**json.loads(meta["explorer_config"]))
@@ -474,6 +509,8 @@ def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> t
     if cfg.embed_dim % cfg.num_heads:
         raise CheckpointError(f"{path}: {cfg.num_heads} heads do not divide width {cfg.embed_dim}")
     model = VideoViT(cfg)
+    if SALIENCY_KEY in state:  # VTM's learnable saliency, trained with the model (explorer/train.py)
+        model.vtm_saliency = VTMSaliency(cfg.depth, cfg.embed_dim // cfg.num_heads)
     _check_shapes(model, state, path)
     result = model.load_state_dict(state, strict=False)
     return model.float().eval(), sorted(result.missing_keys), sorted(result.unexpected_keys)

@@ -112,6 +112,10 @@ class Reducer:
         """video: (3, T, H, W) ImageNet-normalized float; grid: (T', H', W')."""
         raise NotImplementedError
 
+    def attach(self, model: torch.nn.Module) -> list[str]:
+        """Take what was trained for this reducer with the model (VTM's saliency); notes saying so. None by default."""
+        return []
+
 
 def selection_from_mask(kept: np.ndarray, values: dict[str, np.ndarray] | None = None,
                         fill_runs: bool = False) -> InputSelection:

@@ -94,8 +94,9 @@ class VTM(InModelReducer):
         "measured from the decoded frames: Farneback **optical flow** (pixels per frame) or **frame difference** "
         "(grey levels, 0-255). **learnable**: targets drawn with probability softmax(S), saliency S = tanh(K u) "
         "from the block's keys K and a learned vector u; in training an extra attention path adds S to the "
-        "attention logits so that u learns, and that path is dropped at inference. Here u is **untrained** "
-        "(random, from the seed), so the saliency shown is a random projection of the keys, not a learned one. "
+        "attention logits so that u learns, and that path is dropped at inference. The demo model carries a u "
+        "trained that way (`python -m explorer train`); with any other model u is **untrained** (random, from the "
+        "seed), so the saliency shown is a random projection of the keys, not a learned one; the notes say which. "
         "The paper has no public code: this is the explorer's own implementation."
     )
     departures = (
@@ -107,14 +108,14 @@ class VTM(InModelReducer):
         "between centre and border at every merge (exactly half the targets in the centre on the full grid). "
         "Motion comes from optical flow or frame difference, not codec motion vectors, and a softmax temperature "
         "(default 0.5) sets how strongly it draws targets. The learnable saliency uses the keys averaged over heads "
-        "and an untrained, seeded u; the auxiliary attention path exists only for training "
-        "(VTMSaliency.attention_bias) and the explorer does not train. After merging, the final mean pooling "
+        "and a u trained with the ViT frozen, after it (the demo model), or else an untrained, seeded u; the auxiliary "
+        "attention path (VTMSaliency.attention_bias) exists only for training. After merging, the final mean pooling "
         "weighs each token by the input tokens it stands for (as ToMe does for MAE models)."
     )
     params = (
         Param("targets", "motion", "How target tokens are chosen: naive (every gamma-th), region (denser in the "
                                    "centre), boundary (denser at the border), motion (drawn by motion), learnable "
-                                   "(drawn by saliency tanh(K u), u untrained here).", choices=TARGETS),
+                                   "(drawn by saliency tanh(K u); u trained with the demo model, else seeded).", choices=TARGETS),
         Param("gamma", 6, "One token in gamma is a target (ceil(N / gamma) targets).", low=2, high=256, step=1),
         Param("merge_fraction", 0.8, "Share of the non-target tokens merged into a target at a merging block.",
               low=0.0, high=1.0, step=0.05),
@@ -133,6 +134,16 @@ class VTM(InModelReducer):
         super().__init__(**values)
         self.saliency: VTMSaliency | None = None  # a trained u for learnable targets; None: seeded, untrained
         self._motion: torch.Tensor | None = None  # (T'*H'*W',) motion of each cell of the prepared clip
+
+    def attach(self, model: nn.Module) -> list[str]:
+        """Use the saliency trained with the model, if it carries one (explorer/train.py saves it with the weights)."""
+        if self.values["targets"] != "learnable":
+            return []
+        if self.saliency is None:
+            self.saliency = getattr(model, "vtm_saliency", None)
+        if self.saliency is None:
+            return ["VTM's learnable saliency u is untrained here (seeded): this model carries no trained u"]
+        return ["VTM's learnable saliency u was trained with this model through the auxiliary attention path"]
 
     def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
         if self.values["targets"] == "motion":
