@@ -1,82 +1,344 @@
-"""python -m explorer bench: measured numbers for one clip (decode, forward per reducer, redraw).
+"""python -m explorer bench: measured numbers for batches of clips (decode, forward per reducer, redraw).
 
-Speed targets are checked here, by printing numbers, never in timed tests.
+For dense and each reducer: tokens and GFLOPs per clip, clips per second (batch / median
+batch time), peak memory while the timed batches ran, and the measured speedup over dense
+beside the FLOP-ideal one (dense FLOPs / these FLOPs). How a batch runs:
+  dense                    model(videos), one batched forward;
+  pre-model (rlt, random,  packed: the kept tokens of all clips in one sequence, block-diagonal
+  mask)                    attention (models/packed.py), no padding;
+  tubes, mvit              batched: their tokens and networks take a batch as it is;
+  tome, vtm, sta           per clip: `run_tokens` runs one clip, so B runs one after another.
+Reducers' own work (RLT's comparison, VTM's motion) happens before the clock starts, as in
+`analyze`. Speed targets are checked here, by printing numbers, never in timed tests.
 """
 from __future__ import annotations
 
+import ctypes
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import torch
 
-from models.reducers import REDUCERS, make_reducer
+from models.flops import vit_flops
+from models.packed import attention_backend, forward_packed, pack
+from models.reducers import REDUCERS, ParameterError, make_reducer
+from models.reducers.base import InModelReducer, InputSelection, NetworkReducer, Reducer, TokenizerReducer
+from models.reducers.budget import fit_budget
+from models.token_flow import run_tokens
+from models.video_vit import VideoViT, normalize_video
 
 from .analyze import ModelSpec, analyze, build_model, resolve_device
 from .overlays import draw_clip
-from .video import load_clip
+from .trace import Trace
+from .video import Clip, load_clip
+
+TARGET = "RLT's measured speedup at least 90% of its FLOP-ideal speedup (GPU, ViT-B, batch 32)"
 
 
 @dataclass
 class Row:
     model: str
     reducer: str
-    tokens: int  # entering the first block
-    average_tokens: float  # over the layers, the quantity a budget fixes
-    gflops: float
-    forward_ms: float
-    speedup: float  # measured, dense time / this time
+    run: str  # how the batch ran: batched, packed or per clip
+    attention: str | None  # the packed attention's backend (models/packed.py), for packed rows
+    tokens: float  # per clip entering the first block, mean over the batch
+    average_tokens: float  # per clip over the layers, the quantity a budget fixes
+    gflops: float  # per clip
+    batch_ms: float  # median time of one batch
+    clips_per_s: float
+    peak_mb: float | None  # peak memory while the timed batches ran, over what was in use before
+    speedup: float  # measured: this reducer's clips/s over dense's
     ideal: float  # dense FLOPs / these FLOPs
 
 
-def bench(video: str | Path, models: list[str], reducers: list[str], *, frames: int = 16, stride: int = 4,
-          start: float = 0.0, size: int = 224, device: str = "auto", runs: int = 3, budget: float = 0.0) -> dict:
-    decode = []
-    for _ in range(runs):
-        begin = time.perf_counter()
-        clip = load_clip(video, frames=frames, stride=stride, start=start, size=size)
-        decode.append(time.perf_counter() - begin)
-    rows, redraw, device_used = [], [], resolve_device(device).type
+@dataclass
+class _Prepared:
+    """One distinct clip's fitted reducer and selection (prepared, for in-model reducers)."""
+
+    reducer: Reducer
+    selection: InputSelection
+
+
+def bench(video: str | Path | None, models: list[str], reducers: list[str], *, batch: int | None = None,
+          frames: int = 16, stride: int = 4, start: float = 0.0, size: int = 224, device: str = "auto",
+          runs: int = 3, budget: float = 0.0, threads: int | None = None) -> dict:
+    """Benchmark batches of `batch` clips: `video` repeated, or (video None) different generated still-camera clips.
+
+    batch defaults to 32 on a GPU and 8 on the CPU. On CUDA the model runs in bf16 autocast.
+    threads: PyTorch's CPU threads while it runs (None: PyTorch's choice); restored afterwards.
+    """
+    if any(n is not None and n < 1 for n in (batch, threads)) or runs < 1:
+        raise ParameterError(f"batch, runs and threads must be at least 1, got {batch}, {runs} and {threads}")
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return _bench(video, models, reducers, batch, frames, stride, start, size, device, runs, budget)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _bench(video: str | Path | None, models: list[str], reducers: list[str], batch: int | None, frames: int,
+           stride: int, start: float, size: int, device: str, runs: int, budget: float) -> dict:
+    dev = resolve_device(device)
+    batch = batch if batch is not None else (32 if dev.type == "cuda" else 8)
+    clips, source_ms = _clips(video, batch, frames, stride, start, size, runs)
+    order = [0] * batch if len(clips) == 1 else list(range(batch))  # batch slot -> distinct clip
+    videos = [normalize_video(torch.from_numpy(clip.frames)).to(dev) for clip in clips]
+    batch_videos = torch.stack([videos[i] for i in order])
+    rows, redraw = [], []
     for size_name in models:
-        model, _ = build_model(ModelSpec(size=size_name), clip.num_frames, size)
+        model, _ = build_model(ModelSpec(size=size_name), frames, size)
+        model = model.to(dev)
         dense = None
         for name in ["none", *[r for r in reducers if r != "none"]]:
             fits = budget and REDUCERS[name].budget_knob  # MViT's pooling is its architecture: no budget
-            reducer = make_reducer(name, **({"budget": budget} if fits else {}))
-            trace = analyze(clip, model, reducer, device=device, timing_runs=runs, saliency=None)
-            dense = dense or trace
-            seconds = trace.seconds["forward"]
-            rows.append(Row(size_name, name, trace.tokens_per_layer[0], float(np.mean(trace.tokens_per_layer)),
-                            trace.flops.sum() / 1e9, seconds * 1e3, dense.seconds["forward"] / seconds,
-                            dense.flops.sum() / trace.flops.sum()))
+            asked = {"budget": budget} if fits else {}
+            trace = analyze(clips[0], model, make_reducer(name, **asked), device=dev.type, timing_runs=1,
+                            saliency=None)
+            row = _bench_row(size_name, name, asked, model, videos, batch_videos, order, trace, dev, runs, dense)
+            dense = dense or row
+            rows.append(row)
             if name == "rlt" and not redraw:
                 for run in range(runs):
                     begin = time.perf_counter()
-                    draw_clip(clip.frames, trace, run % (trace.layers + 1), "value", "run_length")
+                    draw_clip(clips[0].frames, trace, run % (trace.layers + 1), "value", "run_length")
                     redraw.append(time.perf_counter() - begin)
-    return {"video": str(video), "frames": frames, "stride": stride, "start": start, "size": size, "device": device_used,
-            "budget": budget,
-            "runs": runs, "decode_ms": float(np.median(decode) * 1e3),
+    generated = f"different generated clips, seeds 0-{batch - 1}"
+    return {"video": str(video) if video is not None else "generated still-camera clips",
+            "clips": "the same clip repeated" if video is not None else generated,
+            "batch": batch, "frames": frames, "stride": stride, "start": start, "size": size, "device": dev.type,
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+            "dtype": "bfloat16" if dev.type == "cuda" else "float32", "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "budget": budget, "runs": runs, "warmup": _warmup(dev),
+            "memory": _PeakMemory(dev).method,
+            "decode_ms": source_ms if video is not None else None,
+            "generate_ms": source_ms if video is None else None,
             "redraw_ms": float(np.median(redraw) * 1e3) if redraw else None,
             "rows": [row.__dict__ for row in rows]}
 
 
+def _clips(video: str | Path | None, batch: int, frames: int, stride: int, start: float, size: int,
+           runs: int) -> tuple[list[Clip], float]:
+    """The distinct clips of a batch and the ms it took to get them (decoding: the median of `runs`)."""
+    if video is None:
+        begin = time.perf_counter()
+        clips = [_generated_clip(seed, frames, size) for seed in range(batch)]
+        return clips, (time.perf_counter() - begin) * 1e3
+    times = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        clip = load_clip(video, frames=frames, stride=stride, start=start, size=size)
+        times.append(time.perf_counter() - begin)
+    return [clip], float(np.median(times) * 1e3)
+
+
+def _generated_clip(seed: int, frames: int, size: int) -> Clip:
+    """A still camera: a fixed textured background and one square that moves in a straight line (or hardly at all).
+
+    Both ends of its path lie inside the frame, so the square stays in view at any size and length;
+    how far it goes depends on the seed, so clips of one batch keep different numbers of tokens.
+    """
+    rng = np.random.default_rng(seed)
+    block = max(1, size // 16)
+    coarse = rng.integers(40, 216, size=(-(-size // block), -(-size // block), 3))
+    background = np.kron(coarse, np.ones((block, block, 1)))[:size, :size] + rng.uniform(-12, 12, (size, size, 3))
+    side = max(1, size // 5)
+    begin, end = rng.uniform(0, size - side, 2), rng.uniform(0, size - side, 2)
+    end = begin + (end - begin) * rng.uniform(0, 1)  # some squares barely move
+    colour = rng.integers(0, 256, 3)
+    pixels = np.repeat(np.clip(background, 0, 255).astype(np.uint8)[None], frames, axis=0)
+    for i, (y, x) in enumerate(np.linspace(begin, end, frames).round().astype(int)):
+        pixels[i, y:y + side, x:x + side] = colour
+    return Clip(frames=pixels, fps=float("nan"), times=np.full(frames, np.nan), source=f"generated:{seed}",
+                source_size=(size, size), duration=float("nan"))
+
+
+def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos: list[torch.Tensor],
+               batch_videos: torch.Tensor, order: list[int], trace: Trace, dev: torch.device, runs: int,
+               dense: Row | None) -> Row:
+    """Time one reducer's batch. Token counts and FLOPs come from the trace of the first clip, except for
+    pre-model reducers, whose counts differ from clip to clip: those come from each clip's selection."""
+    reducer = make_reducer(name, **asked)
+    tokens, average, gflops = trace.tokens_per_layer[0], float(np.mean(trace.tokens_per_layer)), trace.flops.sum() / 1e9
+    attention = None
+    if name == "none":
+        run, forward = "batched", lambda: model(batch_videos)
+    elif isinstance(reducer, NetworkReducer):
+        cfg = model.cfg
+        network = reducer.build(cfg.num_frames, cfg.img_size, cfg.num_classes).to(dev).eval()
+        run, forward = "batched", lambda: network(batch_videos)
+    elif isinstance(reducer, TokenizerReducer):
+        tokenizer = _prepare(reducer, videos[0], model).reducer  # its tokens do not depend on the clip
+        run, forward = "batched", lambda: model.forward_head(model.forward_blocks(
+            tokenizer.tokenize(batch_videos, model.cfg.embed_dim)))
+    else:
+        prepared = [_prepare(reducer, video, model) for video in videos]
+        slots = [prepared[i] for i in order]
+        if isinstance(reducer, InModelReducer):
+            run, forward = "per clip", lambda: [run_tokens(model, batch_videos[b:b + 1], p.selection, p.reducer)
+                                                 for b, p in enumerate(slots)]
+        else:
+            selections = [p.selection for p in slots]
+            kept = [s.keep.size for s in selections]
+            tokens = average = float(np.mean(kept))
+            gflops = float(np.mean([_clip_flops(model, k) for k in kept])) / 1e9
+            attention = attention_backend(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
+            run, forward = "packed", lambda: forward_packed(model, pack(model, batch_videos, selections))
+    seconds, peak = _time_batches(dev, runs, forward)
+    clips_per_s = batch_videos.shape[0] / seconds
+    return Row(model_name, name, run, attention, float(tokens), average, float(gflops), seconds * 1e3, clips_per_s,
+               peak / 2**20 if peak is not None else None,
+               speedup=clips_per_s / dense.clips_per_s if dense else 1.0,
+               ideal=dense.gflops / float(gflops) if dense else 1.0)
+
+
+def _prepare(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> _Prepared:
+    """A fresh copy of the reducer fitted to this clip's budget, its selection, and its per-clip preparation."""
+    cfg = model.cfg
+    own = fit_budget(type(reducer)(**reducer.values), video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
+    own.attach(model)  # as analyze does: what was trained for the reducer with the model (VTM's saliency)
+    selection = own.select(video, cfg.grid, cfg.tubelet, cfg.patch)
+    if isinstance(own, InModelReducer):
+        own.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
+    return _Prepared(own, selection)
+
+
+def _clip_flops(model: VideoViT, tokens: int) -> float:
+    """FLOPs of one clip whose `tokens` tokens go through every block (as `analyze` counts a pre-model reducer)."""
+    cfg = model.cfg
+    return float(vit_flops([tokens] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio,
+                           3 * cfg.tubelet * cfg.patch * cfg.patch, cfg.num_classes).sum())
+
+
+def _warmup(dev: torch.device) -> int:
+    return 3 if dev.type == "cuda" else 1  # CUDA picks kernels and fills its caches on the first runs
+
+
+def _time_batches(dev: torch.device, runs: int, forward: Callable[[], object]) -> tuple[float, float | None]:
+    """Median seconds of `runs` batches after warm-up, and the peak bytes in use above the start while they ran."""
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    with torch.inference_mode(), autocast:
+        for _ in range(_warmup(dev)):
+            forward()
+        _sync(dev)
+        times = []
+        with _PeakMemory(dev) as memory:
+            for _ in range(runs):
+                begin = time.perf_counter()
+                forward()
+                _sync(dev)
+                times.append(time.perf_counter() - begin)
+    return float(np.median(times)), memory.peak
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (macOS, Windows, musl)
+        return None
+
+
+_LIBC = _glibc()
+
+
+class _PeakMemory:
+    """Peak memory while the block runs, above what was in use when it began (bytes; None where unknown).
+
+    CUDA: the caching allocator's max_memory_allocated, its peak reset first. CPU (Linux): the
+    process's peak resident set (VmHWM), reset by writing 5 to /proc/self/clear_refs; where that
+    is refused, the peak is the process's lifetime peak and `method` says so. Before the CPU
+    measure starts, glibc's malloc_trim hands freed heap back to the system, so that memory
+    malloc kept from earlier runs neither counts as in use nor hides this run's growth.
+    """
+
+    STATUS = Path("/proc/self/status")
+    CLEAR = Path("/proc/self/clear_refs")
+
+    def __init__(self, dev: torch.device):
+        self.dev = dev
+        self.before = 0
+        self.peak: float | None = None
+        self.resettable = dev.type == "cuda" or self._can_reset()
+        if dev.type == "cuda":
+            self.method = "CUDA max_memory_allocated (its peak reset first) minus memory_allocated before"
+        elif not self.STATUS.exists():
+            self.method = "unavailable (no /proc/self/status)"
+        else:
+            self.method = ("process peak RSS (VmHWM, " + ("reset through /proc/self/clear_refs" if self.resettable
+                           else "not resettable here: the process's lifetime peak") + ") minus VmRSS before"
+                           + (", after malloc_trim" if _LIBC is not None else ""))
+
+    def __enter__(self) -> "_PeakMemory":
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+            torch.cuda.reset_peak_memory_stats(self.dev)
+            self.before = torch.cuda.memory_allocated(self.dev)
+        elif self.STATUS.exists():
+            if _LIBC is not None:
+                _LIBC.malloc_trim(0)
+            if self.resettable:
+                self.CLEAR.write_text("5")
+            self.before = self._status_kb("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.dev.type == "cuda":
+            self.peak = float(torch.cuda.max_memory_allocated(self.dev) - self.before)
+        elif self.STATUS.exists():
+            self.peak = float(max(0, self._status_kb("VmHWM") * 1024 - self.before))
+
+    def _can_reset(self) -> bool:
+        try:
+            self.CLEAR.write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def _status_kb(self, field: str) -> int:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", self.STATUS.read_text(), re.M).group(1))
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def format_table(result: dict) -> str:
-    lines = [f"{result['video']}: {result['frames']} frames from {result['start']:g} s, stride {result['stride']}, "
-             f"{result['size']} px, "
-             f"device {result['device']}, median of {result['runs']} runs"
-             + (f", token budget {result['budget']:g}" if result.get("budget") else ""),
-             f"decode {result['frames']} frames: {result['decode_ms']:.0f} ms"]
+    source = (f"decode {result['frames']} frames: {result['decode_ms']:.0f} ms" if result["decode_ms"] is not None
+              else f"generate {result['batch']} clips: {result['generate_ms']:.0f} ms")
+    lines = [f"{result['video']}: {result['frames']} frames"
+             + (f" from {result['start']:g} s, stride {result['stride']}" if result["decode_ms"] is not None else "")
+             + f", {result['size']} px; batch {result['batch']} ({result['clips']}); device {result['device']}"
+             + (f" ({result['device_name']})" if result.get("device_name") else "")
+             + f", {result['dtype']}, {result['threads']} threads; median of {result['runs']} batches after "
+             f"{result['warmup']} warm-up" + (f"; token budget {result['budget']:g}" if result.get("budget") else ""),
+             source]
     if result["redraw_ms"] is not None:
         lines.append(f"overlay redraw (a layer change): {result['redraw_ms']:.1f} ms")
     if not result["rows"]:
         return "\n".join(lines)
-    lines.append(f"{'model':<7}{'reducer':<9}{'tokens':>7}{'avg/layer':>10}{'GFLOPs':>9}{'forward ms':>12}"
-                 f"{'speedup':>9}{'FLOP-ideal':>12}")
+    lines.append(f"{'model':<7}{'reducer':<9}{'run':<10}{'tokens':>7}{'avg/layer':>10}{'GFLOPs':>8}{'batch ms':>10}"
+                 f"{'clips/s':>9}{'peak MB':>9}{'speedup':>9}{'FLOP-ideal':>11}{'of ideal':>9}")
     for r in result["rows"]:
-        lines.append(f"{r['model']:<7}{r['reducer']:<9}{r['tokens']:>7}{r['average_tokens']:>10.0f}{r['gflops']:>9.1f}"
-                     f"{r['forward_ms']:>12.1f}{r['speedup']:>8.2f}x{r['ideal']:>11.2f}x")
+        peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "?"
+        lines.append(f"{r['model']:<7}{r['reducer']:<9}{r['run']:<10}{r['tokens']:>7.0f}{r['average_tokens']:>10.0f}"
+                     f"{r['gflops']:>8.1f}{r['batch_ms']:>10.1f}{r['clips_per_s']:>9.2f}{peak:>9}{r['speedup']:>8.2f}x"
+                     f"{r['ideal']:>10.2f}x{r['speedup'] / r['ideal']:>9.0%}")
+    lines += ["tokens and GFLOPs are per clip; peak MB: " + result["memory"]]
+    backends = sorted({r["attention"] for r in result["rows"] if r["attention"]})
+    if backends:
+        lines.append(f"packed attention: {', '.join(backends)}")
+    rlt = [r for r in result["rows"] if r["reducer"] == "rlt"]
+    if rlt:
+        lines.append(f"target: {TARGET}; this run ({result['device']}, batch {result['batch']}): "
+                     + ", ".join(f"{r['model']} {r['speedup'] / r['ideal']:.0%}" for r in rlt))
     return "\n".join(lines)
 
 

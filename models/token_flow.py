@@ -80,6 +80,9 @@ def run_tokens(model: VideoViT, video: torch.Tensor, selection: InputSelection, 
     With `fusion` (and trace), every block's attention weights are computed too (slower) and fused.
     Without trace nothing is copied off the device, so timed runs measure the model alone.
     """
+    if video.shape[0] != 1:
+        raise ValueError(f"run_tokens takes one clip, got a batch of {video.shape[0]} (models/packed.py runs batches "
+                         "of pre-model reducers)")
     device = video.device
     keep = torch.from_numpy(selection.keep).to(device)[None]
     lengths = torch.from_numpy(selection.lengths).to(device)[None] if selection.lengths is not None else None

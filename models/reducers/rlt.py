@@ -57,8 +57,9 @@ class RLT(Reducer):
         "of the run length. It acts before the first block, so every layer holds the same tokens. "
         "tau = 0.1 is about 6 grey levels of 255."
     )
-    departures = ("Batches of one clip run without packing here; the paper packs a batch's kept tokens "
-                  "into one sequence with block-diagonal attention.")
+    departures = ("The explorer's views analyze one clip at a time. Batches (`python -m explorer bench`, "
+                  "models/packed.py) are packed as in the paper: the kept tokens of all clips in one sequence with "
+                  "block-diagonal attention, through varlen attention on a GPU (exact per-clip attention on a CPU).")
     params = (
         Param("tau", 0.1, "Keep a tubelet when its mean absolute difference to the previous one, "
                           "in ImageNet-normalized units, exceeds tau.", low=0.0, high=2.0, step=0.01),
