@@ -9,6 +9,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -29,31 +30,41 @@ from .video import Clip
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
+DEMO = "demo"  # the model size that names the shipped, trained demo model
+DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "demo_model.safetensors"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which network: a named size with random weights, or a checkpoint file/folder."""
+    """Which network: the trained demo model, a named size with random weights, or a checkpoint file/folder."""
 
-    size: str = "small"
+    size: str = DEMO
     weights: str | None = None
     seed: int = 0
 
     def describe(self) -> str:
-        return os.path.basename(os.path.normpath(self.weights)) if self.weights else f"ViT-{self.size} (untrained)"
+        if self.weights:
+            return os.path.basename(os.path.normpath(self.weights))
+        return "demo model (trained on generated motion clips)" if self.size == DEMO else f"ViT-{self.size} (untrained)"
 
 
-def build_model(spec: ModelSpec, num_frames: int, img_size: int) -> tuple[VideoViT, LoadReport | None]:
-    """The network for clips of num_frames x img_size^2; random weights are seeded, so reproducible."""
-    if spec.weights:
-        model, report = load_model(spec.weights)
+def build_model(spec: ModelSpec, num_frames: int | None = None,
+                img_size: int | None = None) -> tuple[VideoViT, LoadReport | None]:
+    """The network, for clips of num_frames x img_size^2 (None: the input it was built or trained for).
+
+    Random weights are seeded, so reproducible.
+    """
+    if spec.size == DEMO and not spec.weights and not DEMO_WEIGHTS.exists():
+        raise ParameterError(f"the demo model is missing ({DEMO_WEIGHTS}): `python -m explorer train` makes it")
+    if spec.weights or spec.size == DEMO:
+        model, report = load_model(spec.weights or DEMO_WEIGHTS)
     else:
         if spec.size not in SIZES:
-            raise ParameterError(f"unknown model size {spec.size!r} (choose from: {', '.join(SIZES)})")
+            raise ParameterError(f"unknown model size {spec.size!r} (choose from: {DEMO}, {', '.join(SIZES)})")
         torch.manual_seed(spec.seed)
         model, report = VideoViT(SIZES[spec.size]).eval(), None
     try:
-        model.resize_input(num_frames, img_size)
+        model.resize_input(num_frames or model.cfg.num_frames, img_size or model.cfg.img_size)
     except ValueError as error:
         raise ParameterError(str(error)) from None
     return model, report
@@ -127,6 +138,7 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
                               timing_runs=timing_runs)
     asked = dict(reducer.values)
     reducer = fit_budget(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
+    notes = reducer.attach(model)
 
     start = time.perf_counter()
     selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
@@ -134,7 +146,6 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
         reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
     reduce_seconds = time.perf_counter() - start
 
-    notes = []
     tokens_in = selection.keep.size  # attention maps kept per block, and one block's per-head weights and logits
     saliency_bytes = (cfg.depth + 2 * cfg.num_heads) * tokens_in ** 2 * 4
     if saliency is not None and saliency_bytes > SALIENCY_BYTES:

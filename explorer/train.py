@@ -1,0 +1,231 @@
+"""Train the demo model: a small video ViT that tells which way a shape moves (explorer/synthetic.py).
+
+    python -m explorer train --out assets/demo_model.safetensors
+
+Two phases, both seeded:
+1. the ViT, dense, on freshly generated clips (AdamW, warmup then cosine decay). Two choices
+   make it learn in minutes on a CPU instead of hours; neither changes the network:
+   - half of the tubelet filters start as temporal differences (`difference_init`), so motion
+     stands out of the still background from the first step;
+   - besides the clip's label, every token is supervised with the clip's own head: the clip's
+     label where its cell changes, "still" elsewhere (`token_targets`, deep supervision).
+2. VTM's learnable saliency u, with the ViT frozen, through VTM's auxiliary attention path:
+   every block adds S = tanh(K u) to its attention logits, so the loss reaches u. At
+   inference that path is dropped and S only chooses VTM's merge targets.
+
+The weights, the labels, u and a record of the run (settings, time, held-out accuracy) go into
+one safetensors file that `models.weights.load_model` reads.
+"""
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import init_weights_vit_timm
+
+from models.reducers.vtm import VTMSaliency
+from models.video_vit import VideoViT, VideoViTConfig, normalize_video
+from models.weights import save_weights
+
+from .synthetic import FRAMES, HELD_OUT_SEED, LABELS, SIZE, held_out_seeds, motion_batch
+
+DEMO_CONFIG = VideoViTConfig(embed_dim=128, depth=6, num_heads=2, num_classes=len(LABELS),
+                             num_frames=FRAMES, img_size=SIZE)
+SEEDS_PER_RUN = 10**7
+DIFFERENCE_GAIN = 8.0  # training run `seed` draws clip seeds from [seed * 10**7, (seed + 1) * 10**7)
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 900
+    batch: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.1  # share of the steps
+    difference_filters: float = 0.5  # share of tubelet filters that start as temporal differences
+    token_loss: float = 1.0  # weight of the per-token loss (token_targets): 0 trains on the clip label alone
+    saliency_steps: int = 40
+    saliency_lr: float = 0.05
+    eval_clips: int = 500
+    train_clips: int | None = None  # a fixed pool of this many clips, cycled (tests); None: fresh clips every step
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads (None: PyTorch's default)
+
+
+@dataclass
+class TrainResult:
+    settings: TrainSettings
+    losses: list[float] = field(default_factory=list)  # per step of phase 1
+    saliency_losses: list[float] = field(default_factory=list)
+    accuracy: float = 0.0  # held-out, dense
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    def record(self) -> dict:
+        """What is saved beside the weights: enough to tell how they were made."""
+        return {"settings": asdict(self.settings), "held_out_accuracy": self.accuracy,
+                "held_out_clips": self.settings.eval_clips, "train_seconds": round(self.seconds, 1),
+                "device": self.device, "first_loss": self.losses[0] if self.losses else None,
+                "last_loss": sum(self.losses[-20:]) / max(len(self.losses[-20:]), 1)}
+
+
+def clip_seeds(settings: TrainSettings, step: int) -> list[int]:
+    """The seeds of one step's clips: fresh ones, or drawn in turn from a fixed pool of train_clips."""
+    first = step * settings.batch
+    offsets = range(first, first + settings.batch)
+    if settings.train_clips:
+        offsets = [i % settings.train_clips for i in offsets]
+    base = settings.seed * SEEDS_PER_RUN
+    if base + max(offsets) >= min(base + SEEDS_PER_RUN, HELD_OUT_SEED):
+        raise ValueError("training seed out of range: it would reach the held-out clips")
+    return [base + i for i in offsets]
+
+
+def token_targets(clips: torch.Tensor, labels: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
+    """(B, N) per-token labels: the clip's label where the token's cell changes (within its tubelet or into the
+    next frame), "still" (0) elsewhere. (B, T, H, W, 3) uint8 clips."""
+    B, T, H, W, _ = clips.shape
+    change = (clips[:, 1:] != clips[:, :-1]).any(dim=-1)  # (B, T-1, H, W): frame f to f+1
+    change = torch.cat([change, torch.zeros_like(change[:, :1])], dim=1)  # frame T-1 has no next frame
+    moving = change.reshape(B, T // tubelet, tubelet, H // patch, patch, W // patch, patch).any(dim=(2, 4, 6))
+    return torch.where(moving.reshape(B, -1), labels[:, None], 0)
+
+
+def batches(settings: TrainSettings, first_step: int, count: int,
+            device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(video, labels, token labels) for steps first_step .. first_step + count - 1, each drawn in a thread while
+    the previous one trains."""
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        clips, labels = motion_batch(clip_seeds(settings, step))
+        video = torch.stack([normalize_video(c) for c in clips])
+        return video, labels, token_targets(clips, labels, DEMO_CONFIG.tubelet, DEMO_CONFIG.patch)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(draw, first_step) if count else None
+        for step in range(first_step, first_step + count):
+            batch = pending.result()
+            if step + 1 < first_step + count:
+                pending = pool.submit(draw, step + 1)
+            yield tuple(t.to(device) for t in batch)
+
+
+def difference_init(proj: torch.nn.Conv3d, share: float, gain: float = DIFFERENCE_GAIN) -> None:
+    """Start a share of the tubelet filters as temporal differences (second frame's weights = minus the first's).
+
+    Such a filter gives zero on anything still. Motion changes a few percent of a tubelet's pixels, so at the
+    usual init scale its response is tiny next to the static content, and SGD takes thousands of steps to
+    find it; `gain` makes these filters respond about as strongly to motion as the others do to content.
+    """
+    count = round(share * proj.out_channels)
+    with torch.no_grad():
+        proj.weight[:count, :, :1] *= gain
+        proj.weight[:count, :, 1:] = -proj.weight[:count, :, :1]
+
+
+def token_loss(token_logits: torch.Tensor, per_token: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per token, moving and still tokens weighted equally (few tokens move)."""
+    losses = F.cross_entropy(token_logits.flatten(0, 1), per_token.flatten(), reduction="none")
+    moving = per_token.flatten() > 0
+    if not moving.any() or moving.all():
+        return losses.mean()
+    return 0.5 * (losses[moving].mean() + losses[~moving].mean())
+
+
+def learning_rate(step: int, settings: TrainSettings) -> float:
+    warmup = max(1, int(settings.warmup * settings.steps))
+    if step < warmup:
+        return settings.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, settings.steps - warmup)
+    return settings.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def forward_with_saliency(model: VideoViT, video: torch.Tensor, saliency: VTMSaliency) -> torch.Tensor:
+    """The ViT with VTM's auxiliary path: each block's attention logits get S = tanh(K u) added."""
+    x = model.embed(video)
+    for index, block in enumerate(model.blocks):
+        attn = block.attn
+        B, N, _ = x.shape
+        qkv = attn.qkv(block.norm1(x)).reshape(B, N, 3, attn.num_heads, attn.head_dim)
+        keys = attn.k_norm(qkv[:, :, 1].transpose(1, 2)).mean(dim=1)  # (B, N, head_dim), as VTM sees them
+        x = block(x, attn_mask=saliency.attention_bias(keys, index))
+    return model.forward_head(model.norm(x))
+
+
+@torch.no_grad()
+def evaluate(model: VideoViT, seeds: list[int], batch: int = 50, device: torch.device | str = "cpu") -> float:
+    """Dense accuracy on the clips of the given seeds."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(seeds), batch):
+        clips, labels = motion_batch(seeds[i:i + batch])
+        video = torch.stack([normalize_video(c) for c in clips]).to(device)
+        correct += int((model(video).argmax(dim=1).cpu() == labels).sum())
+    return correct / len(seeds)
+
+
+def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: str = "cpu",
+          log: Callable[[str], None] = print) -> tuple[VideoViT, VTMSaliency, TrainResult]:
+    """Both phases; returns the model (eval mode), the trained saliency and what was measured."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    dev = torch.device(device)
+    torch.manual_seed(settings.seed)
+    model = VideoViT(cfg)
+    model.apply(init_weights_vit_timm)  # truncated normal, std 0.02, zero biases: learns much faster from scratch
+    difference_init(model.patch_embed.proj, settings.difference_filters)
+    model = model.to(dev).train()
+    result = TrainResult(settings, device=str(dev))
+    started = time.perf_counter()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    for step, (video, labels, per_token) in enumerate(batches(settings, 0, settings.steps, dev)):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, settings)
+        x = model.forward_blocks(model.embed(video))
+        token_logits = model.head(model.fc_norm(x))  # the clip's head on every token: deep supervision
+        loss = F.cross_entropy(model.forward_head(x), labels)
+        loss = loss + settings.token_loss * token_loss(token_logits, per_token)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        result.losses.append(loss.item())
+        if step % 10 == 0 or step == settings.steps - 1:
+            log(f"step {step + 1}/{settings.steps}  loss {loss.item():.3f}  "
+                f"{time.perf_counter() - started:.0f} s")
+    saliency = train_saliency(model, settings, dev, result, log)
+    result.accuracy = evaluate(model, held_out_seeds(settings.eval_clips), device=dev)
+    result.seconds = time.perf_counter() - started
+    log(f"held-out accuracy {result.accuracy:.1%} on {settings.eval_clips} clips; {result.seconds:.0f} s in all")
+    return model, saliency, result
+
+
+def train_saliency(model: VideoViT, settings: TrainSettings, device: torch.device, result: TrainResult,
+                   log: Callable[[str], None] = print) -> VTMSaliency:
+    """Phase 2: u alone learns, through the auxiliary attention path, on clips phase 1 never drew."""
+    model.eval().requires_grad_(False)
+    saliency = VTMSaliency(model.cfg.depth, model.cfg.embed_dim // model.cfg.num_heads, settings.seed).to(device)
+    saliency.train()
+    optimizer = torch.optim.Adam(saliency.parameters(), lr=settings.saliency_lr)
+    for step, (video, labels, _) in enumerate(batches(settings, settings.steps, settings.saliency_steps, device)):
+        loss = F.cross_entropy(forward_with_saliency(model, video, saliency), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        result.saliency_losses.append(loss.item())
+        if step % 20 == 0 or step == settings.saliency_steps - 1:
+            log(f"saliency step {step + 1}/{settings.saliency_steps}  loss {loss.item():.3f}")
+    return saliency.eval()
+
+
+def save_demo(model: VideoViT, saliency: VTMSaliency, result: TrainResult, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.vtm_saliency = saliency  # saved as part of the state dict; load_model attaches it again
+    save_weights(model, path, list(LABELS), training=result.record())
+    return path

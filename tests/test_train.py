@@ -1,0 +1,98 @@
+"""The demo model: generated clips, the training script, the shipped weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.analyze import DEMO_WEIGHTS
+from explorer.synthetic import DIRECTIONS, LABELS, held_out_seeds, motion_clip
+from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_demo, train
+from models.video_vit import VideoViTConfig
+from models.weights import load_model
+
+TINY = VideoViTConfig(embed_dim=32, depth=2, num_heads=2, num_classes=len(LABELS), num_frames=16, img_size=112)
+MAX_BYTES = 20 * 2**20
+
+
+def _moving_mask(clip: np.ndarray) -> np.ndarray:
+    return (np.abs(clip[1:].astype(int) - clip[:-1]).sum(-1) > 0).any(0)
+
+
+def test_clips_are_deterministic_and_need_motion():
+    a, label_a = motion_clip(7)
+    b, label_b = motion_clip(7)
+    assert np.array_equal(a, b) and label_a == label_b
+    assert a.shape == (16, 112, 112, 3) and a.dtype == np.uint8
+    for seed in range(40):
+        clip, label = motion_clip(seed)
+        moving = _moving_mask(clip)
+        if LABELS[label] == "still":
+            assert not moving.any()
+            continue
+        assert moving.any()
+        ys, xs = np.nonzero(np.abs(clip[-1].astype(int) - clip[0]).sum(-1))
+        dx, dy = DIRECTIONS[label]
+        # the shape's centre of change moves the labelled way: compare where the first and last frames differ most
+        first = np.argwhere(np.abs(clip[1].astype(int) - clip[0]).sum(-1) > 0).mean(0)
+        last = np.argwhere(np.abs(clip[-1].astype(int) - clip[-2]).sum(-1) > 0).mean(0)
+        assert np.sign(last[1] - first[1]) == np.sign(dx) or dx == 0
+        assert np.sign(last[0] - first[0]) == np.sign(dy) or dy == 0
+
+
+def test_held_out_seeds_are_never_drawn_in_training():
+    settings = TrainSettings(steps=10, batch=4, seed=3)
+    from explorer.train import clip_seeds
+
+    drawn = {s for step in range(20) for s in clip_seeds(settings, step)}
+    assert not drawn & set(held_out_seeds(100))
+
+
+def test_short_run_lowers_the_loss_and_writes_loadable_weights(tmp_path):
+    settings = TrainSettings(steps=30, batch=8, lr=3e-3, warmup=0.1, saliency_steps=3, eval_clips=8, train_clips=8,
+                             seed=1)
+    model, saliency, result = train(settings, cfg=TINY, log=lambda _: None)
+    assert np.mean(result.losses[-5:]) < 0.8 * np.mean(result.losses[:5])
+    assert len(result.saliency_losses) == 3
+    path = save_demo(model, saliency, result, tmp_path / "demo.safetensors")
+    loaded, report = load_model(path)
+    assert report.labels == list(LABELS) and report.format == "explorer" and not report.missing
+    assert report.training["settings"]["steps"] == 30 and report.training["held_out_accuracy"] == result.accuracy
+    assert torch.equal(loaded.vtm_saliency.u, saliency.u)
+    video = torch.randn(2, 3, 16, 112, 112)
+    with torch.no_grad():
+        assert torch.allclose(loaded(video), model(video), atol=1e-5)
+    assert evaluate(loaded, held_out_seeds(8)) == result.accuracy
+
+
+def test_saliency_path_trains_u_and_is_dropped_at_inference():
+    torch.manual_seed(0)
+    from models.reducers.vtm import VTMSaliency
+    from models.video_vit import VideoViT
+
+    model = VideoViT(TINY).eval()
+    saliency = VTMSaliency(TINY.depth, TINY.embed_dim // TINY.num_heads).eval()
+    video = torch.randn(2, 3, 16, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(forward_with_saliency(model, video, saliency), model(video))
+    saliency.train()
+    forward_with_saliency(model, video, saliency).sum().backward()
+    assert saliency.u.grad is not None and saliency.u.grad.abs().sum() > 0
+
+
+def test_shipped_demo_model_reaches_its_stated_accuracy():
+    assert DEMO_WEIGHTS.exists(), "assets/demo_model.safetensors is missing: python -m explorer train"
+    assert DEMO_WEIGHTS.stat().st_size <= MAX_BYTES
+    model, report = load_model(DEMO_WEIGHTS)
+    assert report.labels == list(LABELS) and model.vtm_saliency is not None
+    stated, clips = report.training["held_out_accuracy"], report.training["held_out_clips"]
+    assert stated > 2 / len(LABELS)  # well above chance (20%)
+    # the same fixed held-out clips the training run measured, so the same figure
+    assert abs(evaluate(model, held_out_seeds(clips)) - stated) <= 0.01
+
+
+def test_train_cli_refuses_bad_settings(capsys):
+    from explorer.cli import main
+
+    assert main(["train", "--steps", "0", "--out", "unused.safetensors"]) == 2
+    assert capsys.readouterr().err.startswith("error: --steps")
