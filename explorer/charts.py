@@ -69,3 +69,27 @@ def _size_bins(top: int, single: int = 8) -> list[tuple[int, int]]:
         bins.append((low, 2 * low - 2))
         low = 2 * low - 1
     return bins
+
+
+def accuracy_budget(result: dict) -> go.Figure:
+    """Accuracy and measured time per clip against tokens kept, one line per reducer (explorer/accuracy.py)."""
+    from plotly.subplots import make_subplots
+
+    rows = result["rows"]
+    dense = rows[0]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Forward time per clip (measured)"))
+    for name in dict.fromkeys(r["reducer"] for r in rows[1:]):
+        line = sorted((r for r in rows if r["reducer"] == name), key=lambda r: r["average_tokens"])
+        x = [100 * r["average_tokens"] / dense["average_tokens"] for r in line]
+        group = dict(name=name, legendgroup=name, mode="lines+markers")
+        fig.add_trace(go.Scatter(x=x, y=[100 * r["accuracy"] for r in line], **group), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=[r["forward_ms"] for r in line], showlegend=False, **group), row=1, col=2)
+    for col, y in ((1, 100 * dense["accuracy"]), (2, dense["forward_ms"])):
+        fig.add_trace(go.Scatter(x=[100], y=[y], name="dense", legendgroup="dense", mode="markers",
+                                 marker=dict(symbol="star", size=12, color="black"), showlegend=col == 1),
+                      row=1, col=col)
+    fig.update_xaxes(title_text="tokens kept (% of dense, average over layers)", autorange="reversed")
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
+    fig.update_yaxes(title_text="ms per clip", rangemode="tozero", row=1, col=2)
+    fig.update_layout(**{**LAYOUT, "height": 380})
+    return fig

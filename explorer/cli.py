@@ -1,4 +1,4 @@
-"""Command line: python -m explorer analyze | bench | download | reducers | samples."""
+"""Command line: python -m explorer analyze | bench | train | accuracy | download | reducers | samples."""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +9,13 @@ from models.reducers import REDUCERS, ParameterError, make_reducer
 from models.video_vit import SIZES
 from models.weights import download_videomae
 
-from .analyze import ModelSpec, analyze, build_model
+from . import accuracy
+from .accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS
+from .analyze import DEMO, ModelSpec, analyze, build_model, resolve_device
 from .bench import bench, format_table, write_json
 from .errors import USER_ERRORS
 from .saliency import FUSIONS, SaliencySpec
+from .train import TrainSettings
 from .video import SAMPLES, load_clip, sample_path
 
 
@@ -41,9 +44,12 @@ def resolve_video(video: str) -> Path:
 def run_analyze(args: argparse.Namespace) -> None:
     reducer = make_reducer(args.reducer, **parse_settings(args.set))
     source = resolve_video(args.video)
-    clip = load_clip(source, frames=args.frames, stride=args.stride, start=args.start, size=args.size)
     spec = ModelSpec(size=args.model, weights=args.weights)
-    model, report = build_model(spec, clip.num_frames, args.size)
+    model, report = build_model(spec)  # first, so that its own input size is the default
+    frames = model.cfg.num_frames if args.frames is None else args.frames
+    size = model.cfg.img_size if args.size is None else args.size
+    clip = load_clip(source, frames=frames, stride=args.stride, start=args.start, size=size)
+    model, report = build_model(spec, clip.num_frames, size)
     if report:
         print(report.summary(), file=sys.stderr)
     saliency = None if args.saliency == "off" else SaliencySpec(args.saliency, args.discard)
@@ -68,11 +74,44 @@ def run_analyze(args: argparse.Namespace) -> None:
 def run_bench(args: argparse.Namespace) -> None:
     for name in args.reducers:
         make_reducer(name)  # refuse an unknown name before any work
-    result = bench(resolve_video(args.video), args.models, args.reducers, frames=args.frames, stride=args.stride,
-                   start=args.start, size=args.size, device=args.device, runs=args.runs, budget=args.budget)
+    if args.generated and args.video:
+        raise ParameterError("give a VIDEO or --generated, not both")
+    video = None if args.generated else resolve_video(args.video or "sample:still_and_moving")
+    result = bench(video, args.models, args.reducers, batch=args.batch, frames=args.frames, stride=args.stride,
+                   start=args.start, size=args.size, device=args.device, runs=args.runs, budget=args.budget,
+                   threads=args.threads)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from .train import save_demo, train
+
+    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, saliency_steps=args.saliency_steps,
+                             eval_clips=args.eval_clips, seed=args.seed, threads=args.threads)
+    if min(settings.steps, settings.batch, settings.eval_clips) < 1 or settings.saliency_steps < 0:
+        raise ParameterError("--steps, --batch and --eval-clips must be at least 1, --saliency-steps at least 0")
+    model, saliency, result = train(settings, device=str(resolve_device(args.device)))
+    path = save_demo(model, saliency, result, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): held-out accuracy {result.accuracy:.1%}, "
+          f"trained in {result.seconds / 60:.1f} min on {result.device}")
+
+
+def run_accuracy(args: argparse.Namespace) -> None:
+    for spec in args.reducers:
+        accuracy.parse_spec(spec)  # refuse a bad reducer before any work
+    if args.clips < 1:
+        raise ParameterError("--clips must be at least 1")
+    model, report = build_model(ModelSpec(size=DEMO, weights=args.weights))
+    result = accuracy.evaluate(model, report.labels if report else None, clips=args.clips,
+                               reducers=tuple(args.reducers), budgets=tuple(args.budgets),
+                               device=str(resolve_device(args.device)),
+                               progress=lambda text: print(text, file=sys.stderr, flush=True))
+    result["model"]["source"] = report.source if report else None
+    paths = accuracy.write(result, args.out, args.name, html=args.html)
+    print(accuracy.format_table(result))
+    print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
 def run_download(args: argparse.Namespace) -> None:
@@ -100,14 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     a = commands.add_parser("analyze", help="run one clip through a model and reducer; write the trace")
     a.add_argument("video", help="a video file, or sample:NAME for a bundled sample (see `samples`)")
-    a.add_argument("--model", default="small", choices=list(SIZES), help="model size when no weights are given")
+    a.add_argument("--model", default=DEMO, choices=[DEMO, *SIZES],
+                   help="when no weights are given: the trained demo model, or a size with random weights")
     a.add_argument("--weights", help="checkpoint file or Hugging Face folder (VideoMAE or explorer safetensors)")
     a.add_argument("--reducer", default="rlt", help="reducer name (see `reducers`)")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="reducer parameter, repeatable")
-    a.add_argument("--frames", type=int, default=16)
+    a.add_argument("--frames", type=int, help="frames fed to the model (default: what the model was made for, 16)")
     a.add_argument("--stride", type=int, default=4, help="take every S-th source frame")
     a.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-    a.add_argument("--size", type=int, default=224, help="shorter side resized to this, then centre-cropped")
+    a.add_argument("--size", type=int, help="shorter side resized to this, then centre-cropped "
+                                            "(default: the model's input size, 112 for the demo model, else 224)")
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
     a.add_argument("--saliency", default="mean", choices=[*FUSIONS, "off"],
@@ -115,8 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--discard", type=float, default=0.0, help="fraction of the weakest attention zeroed in rollout")
     a.add_argument("--out", required=True, help="directory for summary.json and trace.npz")
     a.set_defaults(run=run_analyze)
-    b = commands.add_parser("bench", help="measure decode, forward (dense and each reducer) and redraw times")
-    b.add_argument("video", nargs="?", default="sample:still_and_moving")
+    b = commands.add_parser("bench", help="measure batches (clips/s, FLOPs, peak memory, speedup) per reducer, "
+                                          "decode and redraw times")
+    b.add_argument("video", nargs="?", help="a video file or sample:NAME, repeated to fill the batch "
+                                            "(default: sample:still_and_moving)")
+    b.add_argument("--generated", action="store_true",
+                   help="a batch of different generated still-camera clips (a square moving over a still background) "
+                        "instead of a video")
+    b.add_argument("--batch", type=int, help="clips per batch (default: 32 on a GPU, 8 on the CPU)")
     b.add_argument("--start", type=float, default=0.0, help="start time in seconds")
     b.add_argument("--models", nargs="*", default=["small", "base"], choices=list(SIZES),
                    help="model sizes to run (none: decoding only)")
@@ -127,9 +174,35 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stride", type=int, default=4)
     b.add_argument("--size", type=int, default=224)
     b.add_argument("--device", default="auto")
-    b.add_argument("--runs", type=int, default=3, help="timed repetitions (median reported)")
+    b.add_argument("--runs", type=int, default=3, help="timed batches (median reported)")
+    b.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     b.add_argument("--json", help="also write the numbers to this JSON file")
     b.set_defaults(run=run_bench)
+    t = commands.add_parser("train", help="train the demo model on generated motion clips (explorer/synthetic.py)")
+    t.add_argument("--out", default="assets/demo_model.safetensors", help="where to write the weights")
+    t.add_argument("--steps", type=int, default=TrainSettings.steps, help="training steps of the ViT")
+    t.add_argument("--batch", type=int, default=TrainSettings.batch)
+    t.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate (AdamW, cosine)")
+    t.add_argument("--saliency-steps", type=int, default=TrainSettings.saliency_steps,
+                   help="steps training VTM's learnable saliency through its auxiliary path (ViT frozen)")
+    t.add_argument("--eval-clips", type=int, default=TrainSettings.eval_clips, help="held-out clips to measure")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.set_defaults(run=run_train)
+    c = commands.add_parser("accuracy", help="accuracy and time against token budget, every reducer, held-out clips")
+    c.add_argument("--weights", help="a model trained on the generated clips (default: the shipped demo model)")
+    c.add_argument("--clips", type=int, default=500, help="held-out generated clips (a fixed set)")
+    c.add_argument("--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
+                   help="token budgets: average tokens per layer as a fraction of dense")
+    c.add_argument("--reducers", nargs="+", default=list(DEFAULT_REDUCERS),
+                   help="reducers, optionally with settings: vtm:targets=learnable,gamma=4")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    c.add_argument("--out", default="results", help="folder for NAME.json, NAME.md and NAME.html")
+    c.add_argument("--name", default="accuracy", help="file name stem")
+    c.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
+                   help="also write the chart as HTML (about 5 MB: plotly.js is inside, so it opens offline)")
+    c.set_defaults(run=run_accuracy)
     d = commands.add_parser("download", help="fetch VideoMAE weights from the Hugging Face hub (needs internet)")
     d.add_argument("repo", help="e.g. MCG-NJU/videomae-base-finetuned-kinetics")
     d.add_argument("--dest", default="weights", help="folder to put config.json and model.safetensors in")

@@ -1,0 +1,180 @@
+"""Accuracy against token budget: every reducer on the held-out generated clips at several budgets.
+
+    python -m explorer accuracy --out results/accuracy
+
+For each reducer and budget (average tokens per layer as a fraction of dense) each clip gets
+its own fitted knob (models/reducers/budget.py), then one forward; what is kept per row is
+the accuracy, the tokens and FLOPs per clip (computed), and the forward time per clip
+(measured, mean). Writes accuracy.json, a text table (accuracy.md) and a plotly chart
+(accuracy.html). The app draws the same chart from the JSON; the demo model's is shipped as
+assets/accuracy_budget.json (`--out assets --name accuracy_budget --no-html` writes it there).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from models.flops import vit_flops
+from models.reducers import REDUCERS, ParameterError, Reducer, make_reducer
+from models.reducers.base import InModelReducer, NetworkReducer, TokenizerReducer
+from models.reducers.budget import fit_budget, layer_tokens
+from models.token_flow import run_tokens
+from models.video_vit import VideoViT, normalize_video
+
+from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
+
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "accuracy_budget.json"  # the demo model's table
+DEFAULT_REDUCERS = ("rlt", "random", "mask", "tome", "vtm", "vtm:targets=learnable", "sta")
+DEFAULT_BUDGETS = (1.0, 0.7, 0.5, 0.3)
+
+
+@dataclass
+class Row:
+    reducer: str  # the spec as given: name, or name:key=value,...
+    budget: float
+    accuracy: float
+    agreement: float  # share of clips where the top-1 equals the dense model's
+    tokens: float  # mean over clips: tokens entering the first block
+    average_tokens: float  # mean over clips: tokens per layer, averaged over the layers
+    gflops: float  # mean per clip
+    forward_ms: float  # mean per clip, measured
+    knob: str  # the knob and its mean fitted value
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """'vtm:targets=learnable,gamma=4' -> ('vtm', {'targets': 'learnable', 'gamma': '4'})."""
+    name, _, rest = spec.partition(":")
+    settings = {}
+    for pair in filter(None, rest.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ParameterError(f"reducer settings take key=value, got {pair!r} in {spec!r}")
+        settings[key.strip()] = value.strip()
+    if name not in REDUCERS:
+        raise ParameterError(f"unknown reducer {name!r} (choose from: {', '.join(REDUCERS)})")
+    cls = REDUCERS[name]
+    if issubclass(cls, (TokenizerReducer, NetworkReducer)) or cls.budget_knob is None:
+        raise ParameterError(f"{name!r} cannot be evaluated here: its tokens need a network trained for them "
+                             "(the demo model was trained on tubelets), or it has no token budget")
+    make_reducer(name, **settings)  # refuse bad settings before any work
+    return name, settings
+
+
+def mlp_tokens(reducer: Reducer, counts: list[int]) -> list[int]:
+    """Tokens each block's MLP runs on: after a merge inside the block (stage 'mid'), else the block's input."""
+    if isinstance(reducer, InModelReducer) and reducer.stage == "mid":
+        return counts[1:]
+    return counts[:-1]
+
+
+def check_model(model: VideoViT, labels: list[str] | None) -> None:
+    cfg = model.cfg
+    if list(labels or []) != list(LABELS) or (cfg.num_frames, cfg.img_size) != (FRAMES, SIZE):
+        raise ParameterError(f"the held-out set is the generated motion clips ({FRAMES} frames of {SIZE} px, "
+                             f"labels {', '.join(LABELS)}): use a model trained on them (python -m explorer train)")
+
+
+@torch.inference_mode()
+def evaluate(model: VideoViT, labels: list[str] | None, clips: int = 500,
+             reducers: tuple[str, ...] = DEFAULT_REDUCERS, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
+             device: str = "cpu", progress: Callable[[str], None] | None = None) -> dict:
+    """Dense and every reducer at every budget on `clips` held-out clips; the rows and how they were made."""
+    check_model(model, labels)
+    if not budgets or any(not 0 < b <= 1 for b in budgets):
+        raise ParameterError(f"budgets must be fractions in (0, 1], got {list(budgets)}")
+    specs = [(spec, *parse_spec(spec)) for spec in reducers]
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    cfg = model.cfg
+    dense_ms, dense_pred, truth, clips_uint8 = [], [], [], []  # uint8 frames: a quarter of the memory of floats
+    for seed in held_out_seeds(clips):
+        frames, label = motion_clip(seed)
+        video = normalize_video(torch.from_numpy(frames)).to(dev)
+        begin = time.perf_counter()
+        dense_pred.append(int(model(video[None]).argmax()))
+        dense_ms.append((time.perf_counter() - begin) * 1e3)
+        truth.append(label)
+        clips_uint8.append(torch.from_numpy(frames))
+    truth_arr, dense_arr = np.array(truth), np.array(dense_pred)
+    dense_tokens = int(np.prod(cfg.grid))
+    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
+    full = [dense_tokens] * (cfg.depth + 1)
+    dense_gflops = vit_flops(full, cfg.embed_dim, cfg.mlp_ratio, patch_values, cfg.num_classes).sum() / 1e9
+    rows = [Row("none", 1.0, float((dense_arr == truth_arr).mean()), 1.0, dense_tokens, dense_tokens,
+                float(dense_gflops), float(np.mean(dense_ms)), "-")]
+    for index, (spec, name, settings) in enumerate(specs):
+        for budget in budgets:
+            if progress:
+                progress(f"{spec} at budget {budget:g} ({index + 1} of {len(specs)})")
+            rows.append(_evaluate_one(model, clips_uint8, truth_arr, dense_arr, spec, name, settings, budget))
+    return {"model": {"config": cfg.to_dict()}, "clips": clips, "device": dev.type, "labels": list(LABELS),
+            "budgets": list(budgets), "rows": [asdict(r) for r in rows]}
+
+
+def _evaluate_one(model: VideoViT, clips: list[torch.Tensor], truth: np.ndarray, dense: np.ndarray, spec: str,
+                  name: str, settings: dict[str, str], budget: float) -> Row:
+    cfg = model.cfg
+    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
+    device = next(model.parameters()).device
+    predictions, first, average, gflops, ms, knobs = [], [], [], [], [], []
+    for frames in clips:
+        video = normalize_video(frames).to(device)
+        reducer = fit_budget(make_reducer(name, **settings, budget=budget), video, cfg.grid, cfg.tubelet,
+                             cfg.patch, cfg.depth)
+        reducer.attach(model)
+        counts = layer_tokens(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
+        selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
+        if isinstance(reducer, InModelReducer):
+            reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
+        begin = time.perf_counter()
+        logits, _ = run_tokens(model, video[None], selection, reducer)
+        predictions.append(int(logits.argmax()))
+        ms.append((time.perf_counter() - begin) * 1e3)
+        first.append(counts[0])
+        average.append(np.mean(counts))
+        gflops.append(vit_flops(counts, cfg.embed_dim, cfg.mlp_ratio, patch_values, cfg.num_classes,
+                                mlp_tokens=mlp_tokens(reducer, counts)).sum() / 1e9)
+        knobs.append(reducer.values[reducer.budget_knob])
+    predicted = np.array(predictions)
+    knob = f"{REDUCERS[name].budget_knob}={np.mean(knobs):.3g}"
+    return Row(spec, budget, float((predicted == truth).mean()), float((predicted == dense).mean()),
+               float(np.mean(first)), float(np.mean(average)), float(np.mean(gflops)), float(np.mean(ms)), knob)
+
+
+def load_shipped(path: Path = SHIPPED) -> dict | None:
+    """The demo model's table, or None when it has not been made."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def format_table(result: dict) -> str:
+    """A markdown table, one row per reducer and budget."""
+    dense = result["rows"][0]["average_tokens"]
+    lines = [f"{result['clips']} held-out generated clips, device {result['device']}",
+             "", "| reducer | budget | tokens/layer | accuracy | agrees with dense | GFLOPs | ms/clip | knob |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['reducer']} | {r['budget']:g} | {r['average_tokens']:.0f} ({r['average_tokens'] / dense:.0%}) "
+                     f"| {r['accuracy']:.1%} | {r['agreement']:.1%} | {r['gflops']:.2f} | {r['forward_ms']:.1f} "
+                     f"| {r['knob']} |")
+    return "\n".join(lines)
+
+
+def write(result: dict, out: str | Path, name: str = "accuracy", html: bool = True) -> list[Path]:
+    """NAME.json, NAME.md and NAME.html (the chart, with plotly.js inside so that it opens offline)."""
+    from .charts import accuracy_budget
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.json", out / f"{name}.md"]
+    paths[0].write_text(json.dumps(result, indent=2) + "\n")
+    paths[1].write_text(format_table(result) + "\n")
+    if html:
+        paths.append(out / f"{name}.html")
+        accuracy_budget(result).write_html(paths[-1], include_plotlyjs=True)
+    return paths
