@@ -7,21 +7,23 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.errors import USER_ERRORS
-from explorer.ui import cached, reconstruction, sidebar, views
+from explorer.ui import cached, compare, reconstruction, sidebar, url_state, views
 from models.weights import CheckpointError
 
 
 def main() -> None:
     st.set_page_config(page_title="Token Reduction Explorer", page_icon="🎞️", layout="wide")
+    url_state.restore()
     st.title("Token Reduction Explorer")
     st.caption("Load a video, pick a video transformer and a token reducer, and see layer by layer "
                "which tokens the model gets, what it costs, and how the prediction changes.")
     with st.sidebar:
         choice = sidebar.video_ui()
-        sampling = sidebar.sampling_ui()
         model_choice = sidebar.model_ui()
+        sampling = sidebar.sampling_ui().with_size(model_choice.native_size)
         reducer, params = sidebar.reducer_ui()
         saliency = sidebar.saliency_ui()
+        comparing = compare.compare_ui()
     if choice is None:
         st.info("Choose a video in the sidebar: a bundled sample, an upload, or a path on this machine.")
         return
@@ -40,8 +42,9 @@ def main() -> None:
                    saliency=saliency)
         with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
             dense = cached.trace(reducer="none", params=(), **run)
-        with st.spinner(f"Running with {reducer}…"):
-            trace = cached.trace(reducer=reducer, params=tuple(sorted(params.items())), **run)
+        if comparing is None:
+            with st.spinner(f"Running with {reducer}…"):
+                trace = cached.trace(reducer=reducer, params=tuple(sorted(params.items())), **run)
     except USER_ERRORS as error:
         st.error(str(error))
         return
@@ -53,10 +56,13 @@ def main() -> None:
     else:
         st.warning(f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
                    "and times are real; predictions mean nothing until you load a checkpoint.")
+    if comparing is not None:
+        compare.compare_view(clip, dense, compare.compare_traces(comparing, run))
+        return
     views.numbers_view(trace, dense)
     main_col, side_col = st.columns([3, 1])
     with main_col:
-        image, layer = views.token_view(clip, trace)
+        image, layer, style, value, focus = views.token_view(clip, trace)
     with side_col:
         views.explanation_view(reducer, trace)
     if trace.boxes is not None:
@@ -79,8 +85,13 @@ def main() -> None:
         reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
     st.subheader("Prediction: dense vs reduced")
     views.prediction_view(trace, dense, untrained=report is None)
+    with st.expander("Accuracy against token budget: every reducer on the demo model's held-out clips"):
+        views.accuracy_view(cached.accuracy_table())
     st.subheader("Export")
-    views.export_view(trace, image, layer)
+    views.export_view(clip, trace, image, layer, style, value, focus)
+    st.subheader("Link to this view")
+    url_state.share_link_view()
 
 
 main()
+url_state.publish()  # after main(), so that its early returns (no video, an error, a comparison) are in the link too

@@ -5,6 +5,8 @@ the cell is that token's own (where it was embedded), and per-token values.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,16 +335,23 @@ def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept",
               every_frame: bool = False, columns: int = 8, gap: int = 4, *, focus: Cell | None = None,
               vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """All tubelets (one frame each, its last, or every frame) tiled in a grid with labels."""
-    t_frames = trace.cell[0]
-    picks = range(frames.shape[0]) if every_frame else range(t_frames - 1, frames.shape[0], t_frames)
-    tiles = []
-    maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
-    for f in picks:
-        tile = maps.draw(frames[f], f, DIM)
-        label = f"frame {f}  t'={f // t_frames}"
-        _label(tile, label)
-        tiles.append(tile)
+    picks = None if every_frame else range(trace.cell[0] - 1, frames.shape[0], trace.cell[0])
+    tiles = draw_frames(frames, trace, layer, style, value, picks=picks, focus=focus, vmin=vmin, vmax=vmax)
     return tile_images(tiles, columns, gap)
+
+
+def draw_frames(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept", value: str | None = None, *,
+                picks: Iterable[int] | None = None, focus: Cell | None = None, vmin: float | None = None,
+                vmax: float | None = None) -> list[np.ndarray]:
+    """The frames `picks` (default: every frame) with the tokens of `layer` drawn over them, each labelled;
+    the per-cell maps are computed once for all of them. Tiles for draw_clip, frames of an animation."""
+    maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
+    tiles = []
+    for f in range(frames.shape[0]) if picks is None else picks:
+        tile = maps.draw(frames[f], f, DIM)
+        _label(tile, f"frame {f}  t'={f // trace.cell[0]}")
+        tiles.append(tile)
+    return tiles
 
 
 def _label(tile: np.ndarray, text: str) -> None:

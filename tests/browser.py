@@ -219,10 +219,10 @@ def configure_small_run(app: App, url: str) -> None:
     upload.click()
     page.get_by_text("Choose a video in the sidebar").wait_for(timeout=TIMEOUT_MS)
     app.wait_idle()
-    app.select("model_size", "ViT-tiny (192-d, 12 blocks)")
+    app.select("model_size", "ViT-tiny, untrained (192-d, 12 blocks)")
     app.open_expander("Sampling")
     assert app.slider_keys("frames", "Home", "ArrowRight", "ArrowRight", "ArrowRight") == "8"
-    assert app.slider_keys("size", "Home") == "112"
+    assert app.slider_keys("size", "Home", "ArrowRight") == "112"  # Home is the model's own size
     app.radio("source", "Sample")
     page.get_by_text("ViT-tiny has random weights").wait_for(timeout=TIMEOUT_MS)
     app.image.wait_for(timeout=TIMEOUT_MS)

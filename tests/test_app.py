@@ -46,7 +46,7 @@ def test_default_run_shows_the_numbers_the_overlay_and_the_charts(app):
     assert metric(app, "Tokens per layer").endswith("/ 196")
     assert "G" in metric(app, "FLOPs") and "ms" in metric(app, "Forward time")
     assert app.get("image"), "the overlay image is drawn"
-    assert len(app.get("plotly_chart")) == 2
+    assert len(app.get("plotly_chart")) == 3  # tokens per layer, run lengths, accuracy against budget
     assert any("Untrained model" in w.value for w in app.warning)
     assert any("run length" in m.value for m in app.markdown)
     assert sorted(app.runs) == ["none", "rlt"]
@@ -187,3 +187,47 @@ def test_masks_tubes_and_mvit_take_their_parameters(app):
     assert app.slider(key="layer").max == 6
     grids = next(table.value for table in app.dataframe if "query grid" in table.value.columns)
     assert list(grids["query grid"]) == ["4x28x28", "4x28x28", "4x14x14", "4x14x14", "4x7x7", "4x7x7", "4x7x7"]
+
+
+def test_a_fresh_session_opens_on_the_trained_demo_model():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="model_size").value == "demo"
+    assert metric(at, "Tokens per layer").endswith("/ 392")  # 16 frames of 112 px, the demo model's own input
+    assert not any("Untrained model" in w.value for w in at.warning)
+    assert any("held-out generated clips" in c.value for c in at.caption)  # the training record
+    labels = {"still", "moving left", "moving right", "moving up", "moving down"}
+    table = at.dataframe[0].value
+    assert set(table["dense"].str.rsplit(" (", n=1).str[0]) == labels
+    assert any(chart.proto.spec and "Accuracy" in chart.proto.spec for chart in at.get("plotly_chart"))
+
+
+def test_reducers_side_by_side_at_one_budget(app):
+    app.session_state["compare_reducers"] = ["rlt", "tome", "sta"]
+    app.toggle(key="compare_on").set_value(True).run()
+    assert not app.exception and not app.error
+    assert sorted(set(app.runs)) == ["none", "rlt", "sta", "tome"]
+    captions = " ".join(c.value for c in app.caption)
+    assert captions.count("fitted") >= 3  # each column names its fitted knob
+    runs = len(app.runs)
+    app.slider(key="compare_layer").set_value(4).run()
+    assert not app.exception and len(app.runs) == runs  # the shared layer redraws, never reruns
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert len(captions) == 3 and all(" tokens at layer 4, frame " in c for c in captions)
+
+
+def test_a_link_reopens_the_same_view():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"model_size": "tiny", "frames": "8", "size": "112", "reducer": "tome",
+                            "param.tome.r": "20", "layer": "5", "style": "clusters"})
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="reducer").value == "tome" and at.slider(key="layer").value == 5
+    assert at.radio(key="style").value == "clusters"
+    assert at.get("image")[0].proto.imgs[0].caption.startswith("96 tokens at layer 5")
+    at.slider(key="layer").set_value(7).run()
+    assert at.query_params["layer"] == "7"

@@ -93,7 +93,7 @@ def test_the_app_opens_with_the_overlay_and_the_charts(open_app):
     assert app.image_caption().startswith(f"{app.metric('Tokens per layer').split(' / ')[0]} tokens at layer 0")
     app.assert_image_drawn()
     charts = app.main.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(2)
+    expect(charts).to_have_count(3)  # tokens per layer, run lengths, and accuracy against budget (in an expander)
     for i in range(2):
         chart = charts.nth(i)
         chart.scroll_into_view_if_needed()

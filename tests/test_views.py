@@ -16,7 +16,7 @@ def merge_page():
     trace.meta["reducer"] = "tome"
     clip = Clip(frames=clip_frames(), fps=25.0, times=np.arange(4) / 25, source="toy", source_size=(32, 32),
                 duration=0.16)
-    image, layer = views.token_view(clip, trace)
+    image, layer, *_ = views.token_view(clip, trace)
     st.session_state["drawn"] = (image.shape, layer)
     views.charts_view(trace, trace, layer)
 

@@ -12,6 +12,7 @@ from models.reducers import make_reducer
 from models.video_vit import VideoViT
 from models.weights import LoadReport
 
+from ..accuracy import load_shipped
 from ..analyze import ModelSpec, analyze, build_model, resolve_device
 from ..saliency import SaliencySpec
 from ..trace import Trace
@@ -27,6 +28,11 @@ def clip(key: str, _source: str | bytes, name: str, frames: int, stride: int, st
 def model(size: str, weights: str | None, num_frames: int, img_size: int, device: str) -> tuple[VideoViT, LoadReport | None]:
     network, report = build_model(ModelSpec(size=size, weights=weights), num_frames, img_size)
     return network.to(resolve_device(device)), report
+
+
+@st.cache_data(show_spinner=False)
+def accuracy_table() -> dict | None:
+    return load_shipped()
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
 
 from models.reducers import REDUCERS, Param
 from models.video_vit import SIZES
-from models.weights import CheckpointError, download_videomae
+from models.weights import CheckpointError, download_videomae, native_img_size
 
+from ..analyze import DEMO, DEMO_WEIGHTS
 from ..saliency import FUSIONS, SaliencySpec
 from ..video import SAMPLES, sample_path
 
 UPLOAD_TYPES = ["mp4", "webm", "mov", "mkv", "avi"]
+NATIVE_SIZE = "model's own"
+SIZE_OPTIONS = [NATIVE_SIZE, 112, 160, 224, 288]  # input sizes in px
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,11 @@ class Sampling:
     frames: int
     stride: int
     start: float
-    size: int
+    size: int | None  # None: the model's own input size
+
+    def with_size(self, native: int) -> "Sampling":
+        """The sampling with the model's own size filled in."""
+        return replace(self, size=self.size or native)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,11 @@ class ModelChoice:
     weights: str | None
     device: str
     timing_runs: int
+
+    @property
+    def native_size(self) -> int:
+        """The input size the network was made for: what an explorer file records (the demo model: 112), else 224."""
+        return native_img_size(self.weights or DEMO_WEIGHTS if self.weights or self.size == DEMO else "") or 224
 
 
 def video_ui() -> VideoChoice | None:
@@ -71,16 +83,20 @@ def sampling_ui() -> Sampling:
         stride = st.number_input("Temporal stride", min_value=1, max_value=64, value=4, step=1, key="stride",
                                  help="Take every S-th frame of the source.")
         start = st.number_input("Start (s)", min_value=0.0, value=0.0, step=0.5, key="start")
-        size = st.select_slider("Input size (px)", options=[112, 160, 224, 288], value=224, key="size",
-                                help="Shorter side resized to this, then centre-cropped.")
-    return Sampling(int(frames), int(stride), float(start), int(size))
+        size = st.select_slider("Input size (px)", options=SIZE_OPTIONS, key="size",
+                                help="Shorter side resized to this, then centre-cropped. The model's own: 112 px for "
+                                     "the demo model (what it was trained on), 224 px otherwise.")
+    return Sampling(int(frames), int(stride), float(start), size if isinstance(size, int) else None)
 
 
 def model_ui() -> ModelChoice:
     st.subheader("Model")
-    size = st.selectbox("Size", list(SIZES), index=list(SIZES).index("small"), key="model_size",
-                        format_func=lambda s: f"ViT-{s} ({SIZES[s].embed_dim}-d, {SIZES[s].depth} blocks)",
-                        help="Used when no weights are given.")
+    networks = [DEMO, *SIZES] if DEMO_WEIGHTS.exists() else list(SIZES)  # the demo model, unless it was deleted
+    size = st.selectbox("Network", networks, index=0 if DEMO_WEIGHTS.exists() else networks.index("small"),
+                        key="model_size", format_func=_network_name,
+                        help="Used when no weights are given: the demo model (trained here on generated clips of "
+                             "shapes moving left, right, up, down or not at all; assets/demo_model.safetensors) or "
+                             "a ViT of that size with random weights.")
     weights = st.text_input("Weights (optional)", key="weights", placeholder="checkpoint.pth or a Hugging Face folder",
                             help="VideoMAE checkpoints (official .pth, or a folder with config.json and "
                                  "model.safetensors) or explorer safetensors. Loaded without running code.").strip()
@@ -95,6 +111,12 @@ def model_ui() -> ModelChoice:
     runs = st.number_input("Timed runs", min_value=1, max_value=10, value=1, key="timing_runs",
                            help="Forward passes timed; the median is shown.")
     return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs))
+
+
+def _network_name(size: str) -> str:
+    if size == DEMO:
+        return "Demo model (trained: which way a shape moves)"
+    return f"ViT-{size}, untrained ({SIZES[size].embed_dim}-d, {SIZES[size].depth} blocks)"
 
 
 def _download_weights() -> None:

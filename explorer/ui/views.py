@@ -8,7 +8,6 @@ import zipfile
 from tempfile import TemporaryDirectory
 from typing import Any
 
-import cv2
 import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -17,7 +16,7 @@ from models.reducers import REDUCERS
 from models.tubevit import uncovered_fraction
 from models.weights import LoadReport
 
-from .. import charts, values
+from .. import charts, export, values
 from ..overlays import HeatLegend, cluster_info, draw_clip, heat_legend, value_legend
 from ..trace import Trace
 from ..tube_charts import boxes_3d, tube_counts
@@ -77,14 +76,22 @@ def _budget_note(trace: Trace) -> str:
             if fit else "")
 
 
-def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
-    """The frames with the tokens of the chosen layer drawn over them; returns the image and the layer."""
+def overlay_styles(trace: Trace) -> list[str]:
+    """The overlays that say something for this trace, in STYLE_NAMES order."""
+    on_cells = bool((trace.owner >= 0).any())  # tokens that are cells; sparse tubes' boxes are not
+    return [s for s in STYLE_NAMES if (s != "value" or "run_length" in trace.values)
+            and (s != "heat" or values.heat_values(trace)) and (s != "clusters" or values.shares_tokens(trace))
+            and (s != "boxes" or trace.boxes is not None) and (on_cells or s in ("boxes", "plain"))]
+
+
+def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | None, tuple[int, int, int] | None]:
+    """The frames with the tokens of the chosen layer drawn over them.
+
+    Returns the image, the layer, the overlay style, its value and the followed cell (or None), for the exports.
+    """
     heat = values.heat_values(trace)
     run_length = "run_length" if "run_length" in trace.values else None
-    on_cells = bool((trace.owner >= 0).any())  # tokens that are cells; sparse tubes' boxes are not
-    styles = [s for s in STYLE_NAMES if (s != "value" or run_length) and (s != "heat" or heat)
-              and (s != "clusters" or values.shares_tokens(trace)) and (s != "boxes" or trace.boxes is not None)
-              and (on_cells or s in ("boxes", "plain"))]
+    styles = overlay_styles(trace)
     if st.session_state.get("layer", 0) > trace.layers:  # another network may have fewer blocks
         st.session_state["layer"] = trace.layers
     c1, c2, c3 = st.columns([3, 2.5, 1.3])
@@ -112,7 +119,7 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int]:
     if focus:
         with info:
             cluster_info_view(cluster_info(trace, layer, focus), layer)
-    return image, layer
+    return image, layer, style, value, focus
 
 
 def focus_ui(trace: Trace, cols: list[DeltaGenerator]) -> tuple[int, int, int] | None:
@@ -270,14 +277,53 @@ def prediction_view(trace: Trace, dense: Trace, untrained: bool) -> None:
                   "to the output." if untrained else ""))
 
 
-def export_view(trace: Trace, image: np.ndarray, layer: int) -> None:
-    left, right = st.columns(2)
-    left.download_button("Trace (summary.json + trace.npz)", trace_zip(trace), file_name="trace.zip",
-                         mime="application/zip", key="download_trace")
-    ok, png = cv2.imencode(".png", image[..., ::-1])
-    right.download_button(f"Overlay at layer {layer} (PNG)", png.tobytes() if ok else b"", file_name=f"overlay_layer{layer}.png",
-                          mime="image/png", key="download_png")
-    st.caption("Load a trace back in Python with `explorer.Trace.load(folder)`; the same files come from "
+def accuracy_view(result: dict | None) -> None:
+    """The demo model's accuracy and time against token budget (python -m explorer accuracy), from its JSON."""
+    if result is None:
+        st.info("No accuracy table yet: `python -m explorer accuracy --out assets --name accuracy_budget --no-html` "
+                "writes it for the demo model.")
+        return
+    st.plotly_chart(charts.accuracy_budget(result), key="chart_accuracy")
+    dense = result["rows"][0]
+    st.caption(f"The demo model on {result['clips']} held-out generated clips ({result['device']}), dense and every "
+               "reducer at each budget. Each clip gets its own fitted knob, so the x position is the tokens actually "
+               "kept on average (RLT cannot keep more than what changes: on a still background it stays below its "
+               f"budget). Dense: {dense['accuracy']:.1%}, {dense['forward_ms']:.1f} ms per clip. Times are measured, one "
+               "clip at a time.")
+    with st.expander("The table"):
+        st.dataframe([{"reducer": r["reducer"], "budget": r["budget"],
+                       "tokens per layer": round(r["average_tokens"]), "accuracy": f"{r['accuracy']:.1%}",
+                       "agrees with dense": f"{r['agreement']:.1%}", "GFLOPs": round(r["gflops"], 2),
+                       "ms per clip": round(r["forward_ms"], 1), "knob (mean)": r["knob"]}
+                      for r in result["rows"]], hide_index=True, width="stretch")
+
+
+def export_view(clip: Clip, trace: Trace, image: np.ndarray, layer: int, style: str, value: str | None,
+                focus: tuple[int, int, int] | None = None) -> None:
+    """Downloads of the view: the overlay as shown (PNG), the overlay on every frame (GIF, MP4), the trace.
+
+    The pictures are made when their button is clicked (a callable as the data), never on a rerun, so
+    moving the layer stays as fast as before; clicking does not rerun the app either.
+    """
+    fps = export.playback_fps(clip.times)
+    stem = f"overlay_{trace.meta.get('reducer', 'trace')}_layer{layer}_{style}"
+
+    def animation(encode):
+        return lambda: encode(export.overlay_frames(clip.frames, trace, layer, style, value, focus), fps)
+
+    cols = st.columns(4)
+    cols[0].download_button(f"Overlay at layer {layer} (PNG)", lambda: export.png_bytes(image),
+                            file_name=f"{stem}.png", mime="image/png", key="download_png", on_click="ignore")
+    cols[1].download_button("Overlay over time (GIF)", animation(export.gif_bytes), file_name=f"{stem}.gif",
+                            mime="image/gif", key="download_gif", on_click="ignore")
+    cols[2].download_button("Overlay over time (MP4)", animation(export.mp4_bytes), file_name=f"{stem}.mp4",
+                            mime="video/mp4", key="download_mp4", on_click="ignore")
+    cols[3].download_button("Trace (summary.json + trace.npz)", trace_zip(trace), file_name="trace.zip",
+                            mime="application/zip", key="download_trace")
+    st.caption(f"**PNG**: the picture above. **GIF** and **MP4** (H.264, plays in browsers): this overlay on every "
+               f"frame of the clip, {clip.num_frames} frames at {fps:.3g} per second, the pace they were sampled "
+               "at. **Charts**: hover over a chart and click the camera icon in its toolbar for a PNG. **Trace**: "
+               "load it back in Python with `explorer.Trace.load(folder)`; the same files come from "
                "`python -m explorer analyze`.")
 
 

@@ -1,0 +1,127 @@
+"""The app's state in the URL: a link restores the widgets, a change rewrites the link, defaults leave it bare."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer.ui.url_state import SYNCED, Synced
+
+
+def sidebar_page():
+    """The real sidebar between restore() and publish(), with the token view's layer and overlay widgets."""
+    import streamlit as st
+
+    from explorer.ui import compare, sidebar, url_state
+    from explorer.ui.views import STYLE_NAMES
+
+    url_state.restore()
+    sidebar.video_ui()
+    sidebar.sampling_ui()
+    sidebar.model_ui()
+    sidebar.reducer_ui()
+    sidebar.saliency_ui()
+    compare.compare_ui()
+    st.slider("Layer", 0, 12, 0, key="layer")
+    st.radio("Overlay", list(STYLE_NAMES), key="style")
+    url_state.share_link_view()
+    url_state.publish()
+
+
+def page(query=None):
+    at = AppTest.from_function(sidebar_page, default_timeout=60)
+    at.query_params.update(query or {})
+    return at.run()
+
+
+def test_the_default_view_has_a_bare_link():
+    at = page()
+    assert not at.exception and not at.warning
+    assert at.query_params == {}
+    assert at.select_slider(key="frames").value == 16 and at.selectbox(key="reducer").value == "rlt"
+
+
+def test_a_link_restores_the_widgets_and_stays_as_it_was():
+    query = {"source": "Local path", "path": "/videos/clip.mp4", "frames": "8", "start": "1.5", "reducer": "tome",
+             "param.tome.r": "10", "param.tome.prop_attn": "true", "saliency_on": "false", "layer": "3",
+             "style": "heat"}
+    at = page(query)
+    assert not at.exception and not at.warning
+    assert at.radio(key="source").value == "Local path" and at.text_input(key="path").value == "/videos/clip.mp4"
+    assert at.select_slider(key="frames").value == 8 and at.number_input(key="start").value == 1.5
+    assert at.selectbox(key="reducer").value == "tome"
+    assert at.number_input(key="param.tome.r").value == 10 and at.checkbox(key="param.tome.prop_attn").value
+    assert not at.toggle(key="saliency_on").value and at.slider(key="layer").value == 3
+    assert at.radio(key="style").value == "heat"
+    assert at.query_params == query
+    assert "?" in at.code[0].value and "param.tome.r=10" in at.code[0].value
+
+
+def test_changing_a_widget_rewrites_the_link_and_a_later_run_does_not_read_it_again():
+    at = page()
+    at.number_input(key="stride").set_value(8).run()
+    assert at.query_params == {"stride": "8"}
+    at.selectbox(key="reducer").set_value("tome").run()
+    at.number_input(key="param.tome.r").set_value(12).run()
+    assert at.query_params == {"stride": "8", "reducer": "tome", "param.tome.r": "12"}
+    at.selectbox(key="reducer").set_value("rlt").run()  # another reducer's settings leave the link
+    assert at.query_params == {"stride": "8"}
+    at.number_input(key="stride").set_value(4).run()
+    assert at.query_params == {}
+    at.toggle(key="compare_on").set_value(True).run()
+    assert at.query_params == {"compare_on": "true"}, "the comparison's defaults stay out of the link"
+    at.slider(key="compare_budget").set_value(0.3).run()
+    assert at.query_params == {"compare_on": "true", "compare_budget": "0.3"}
+    at.toggle(key="compare_on").set_value(False).run()
+    assert at.query_params == {}
+    at.query_params["frames"] = "8"  # only a session's first run reads the link
+    at.run()
+    assert at.select_slider(key="frames").value == 16 and at.query_params == {}
+
+
+def test_unknown_and_bad_settings_are_named_once_and_ignored():
+    at = page({"frames": "17", "stride": "many", "device": "tpu", "layer": "-1", "bogus": "1", "size": "160"})
+    assert not at.exception
+    assert len(at.warning) == 1
+    message = at.warning[0].value
+    for part in ("frames=17 (must be one of 2, 4", "stride=many (must be a whole number)", "device=tpu",
+                 "layer=-1 (must be at least 0)", "bogus=1 (not a setting)"):
+        assert part in message, message
+    assert "size" not in message and at.select_slider(key="size").value == 160
+    assert at.select_slider(key="frames").value == 16 and at.slider(key="layer").value == 0
+    assert at.query_params == {"size": "160"}, "ignored settings leave the link"
+    at.run()
+    assert not at.warning, "the warning comes once, with the link"
+
+
+def test_a_hidden_widgets_setting_stays_out_of_the_link():
+    at = page({"path": "/videos/clip.mp4", "focus_t": "2"})  # the source is a sample; no cell is followed
+    assert not at.warning and at.query_params == {}
+
+
+@pytest.mark.parametrize("key", list(SYNCED))
+def test_every_default_reads_back_from_its_own_text(key):
+    spec = SYNCED[key]
+    assert spec.parse(spec.text(spec.default)) == spec.default
+
+
+@pytest.mark.parametrize("spec, text, value", [
+    (Synced(0.0, low=0.0, high=2.0), "0.15", 0.15),
+    (Synced(True), "OFF", False),
+    (Synced(["a"], choices=("a", "b", "c"), high=2), "b,a,b", ["b", "a"]),
+    (Synced("x", choices=("x", "y z")), "y z", "y z"),
+    (Synced("own", choices=("own", 112, 160)), "160", 160),
+])
+def test_values_parse_by_type(spec, text, value):
+    assert spec.parse(text) == value and spec.parse(spec.text(value)) == value
+
+
+@pytest.mark.parametrize("spec, text, message", [
+    (Synced(0.0, low=0.0, high=2.0), "3", "must be between 0 and 2"),
+    (Synced(0.0), "nan", "finite"),
+    (Synced(1), "1.5", "whole number"),
+    (Synced(True), "maybe", "true or false"),
+    (Synced(["a"], choices=("a", "b", "c"), high=2), "a,b,c", "at most 2 items"),
+    (Synced(["a"], choices=("a", "b")), "a,z", "must be one of a, b"),
+    (Synced(112, choices=("own", 112, 160)), "224", "must be one of own, 112, 160"),
+])
+def test_bad_values_say_why(spec, text, message):
+    with pytest.raises(ValueError, match=message):
+        spec.parse(text)
