@@ -22,5 +22,5 @@ browser:  ## make sure chromium is installed for the browser tests
 	  { $$sudo $(APT_CHROMIUM) || { $$sudo apt-get update -q && $$sudo $(APT_CHROMIUM); }; }; \
 	} || echo "chromium could not be installed: the browser tests (tests/test_browser.py) will be skipped"
 
-bench:  ## print measured decode, forward and redraw times on the bundled sample
-	$(PYTHON) -m explorer bench
+bench:  ## print measured decode, redraw and batch times (every reducer, ViT-small, batch 8) on the bundled sample
+	$(PYTHON) -m explorer bench --models small --batch 8
