@@ -20,13 +20,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from models.flops import vit_flops
 from models.reducers import REDUCERS, ParameterError, Reducer, make_reducer
 from models.reducers.base import InModelReducer, NetworkReducer, TokenizerReducer
-from models.reducers.budget import fit_budget, layer_tokens
+from models.reducers.budget import layer_tokens
 from models.token_flow import run_tokens
 from models.video_vit import VideoViT, normalize_video
 
+from .analyze import fit_reducer, model_flops, select_input
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "accuracy_budget.json"  # the demo model's table
@@ -103,9 +103,7 @@ def evaluate(model: VideoViT, labels: list[str] | None, clips: int = 500,
         clips_uint8.append(torch.from_numpy(frames))
     truth_arr, dense_arr = np.array(truth), np.array(dense_pred)
     dense_tokens = int(np.prod(cfg.grid))
-    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
-    full = [dense_tokens] * (cfg.depth + 1)
-    dense_gflops = vit_flops(full, cfg.embed_dim, cfg.mlp_ratio, patch_values, cfg.num_classes).sum() / 1e9
+    dense_gflops = model_flops(cfg, [dense_tokens] * (cfg.depth + 1)).sum() / 1e9
     rows = [Row("none", 1.0, float((dense_arr == truth_arr).mean()), 1.0, dense_tokens, dense_tokens,
                 float(dense_gflops), float(np.mean(dense_ms)), "-")]
     for index, (spec, name, settings) in enumerate(specs):
@@ -120,26 +118,20 @@ def evaluate(model: VideoViT, labels: list[str] | None, clips: int = 500,
 def _evaluate_one(model: VideoViT, clips: list[torch.Tensor], truth: np.ndarray, dense: np.ndarray, spec: str,
                   name: str, settings: dict[str, str], budget: float) -> Row:
     cfg = model.cfg
-    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
     device = next(model.parameters()).device
     predictions, first, average, gflops, ms, knobs = [], [], [], [], [], []
     for frames in clips:
         video = normalize_video(frames).to(device)
-        reducer = fit_budget(make_reducer(name, **settings, budget=budget), video, cfg.grid, cfg.tubelet,
-                             cfg.patch, cfg.depth)
-        reducer.attach(model)
+        reducer, _ = fit_reducer(make_reducer(name, **settings, budget=budget), video, model)
         counts = layer_tokens(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
-        selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
-        if isinstance(reducer, InModelReducer):
-            reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
+        selection = select_input(reducer, video, cfg)
         begin = time.perf_counter()
         logits, _ = run_tokens(model, video[None], selection, reducer)
         predictions.append(int(logits.argmax()))
         ms.append((time.perf_counter() - begin) * 1e3)
         first.append(counts[0])
         average.append(np.mean(counts))
-        gflops.append(vit_flops(counts, cfg.embed_dim, cfg.mlp_ratio, patch_values, cfg.num_classes,
-                                mlp_tokens=mlp_tokens(reducer, counts)).sum() / 1e9)
+        gflops.append(model_flops(cfg, counts, mlp_tokens=mlp_tokens(reducer, counts)).sum() / 1e9)
         knobs.append(reducer.values[reducer.budget_knob])
     predicted = np.array(predictions)
     knob = f"{REDUCERS[name].budget_knob}={np.mean(knobs):.3g}"

@@ -102,6 +102,22 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
         return _analyze_with_fallback(dev, clip, model, reducer, run)
 
 
+def fit_reducer(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple[Reducer, list[str]]:
+    """The reducer with its knob fitted to its token budget on this clip and given what was trained for it with
+    the model (VTM's saliency); notes saying what it took."""
+    cfg = model.cfg
+    reducer = fit_budget(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
+    return reducer, reducer.attach(model)
+
+
+def select_input(reducer: Reducer, video: torch.Tensor, cfg: VideoViTConfig) -> InputSelection:
+    """The tubelets that enter the model; an in-model reducer also reads what it needs of the clip (motion)."""
+    selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
+    if isinstance(reducer, InModelReducer):
+        reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
+    return selection
+
+
 def _lock(model: VideoViT) -> threading.Lock:
     """One run per model at a time: app sessions share cached models, and a run sets flags on its attention."""
     with _LOCKS_GUARD:
@@ -137,13 +153,10 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
         return _network_trace(clip, model, reducer, video, dev, labels=labels, model_name=model_name,
                               timing_runs=timing_runs)
     asked = dict(reducer.values)
-    reducer = fit_budget(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
-    notes = reducer.attach(model)
+    reducer, notes = fit_reducer(reducer, video, model)
 
     start = time.perf_counter()
-    selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
-    if isinstance(reducer, InModelReducer):
-        reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
+    selection = select_input(reducer, video, cfg)
     reduce_seconds = time.perf_counter() - start
 
     tokens_in = selection.keep.size  # attention maps kept per block, and one block's per-head weights and logits
@@ -157,9 +170,7 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
         dev, timing_runs, lambda trace: run_tokens(model, video[None], selection, reducer, trace=trace, fusion=fusion))
 
     tokens = [layer.cells.size for layer in record.layers]
-    patch_values = 3 * cfg.tubelet * cfg.patch * cfg.patch
-    flops = vit_flops(tokens, cfg.embed_dim, cfg.mlp_ratio, patch_values, cfg.num_classes,
-                      mlp_tokens=[block.mlp_tokens for block in record.blocks])
+    flops = model_flops(cfg, tokens, mlp_tokens=[block.mlp_tokens for block in record.blocks])
     if record.boxes is not None:  # a tokenizer's kernels: each token reads 3 x the volume of its box
         volume = int(np.prod(record.boxes[:, 1::2] - record.boxes[:, 0::2], axis=1).sum())
         flops[0] = embed_flops(1, cfg.embed_dim, 3 * volume) + 2.0 * cfg.embed_dim * cfg.num_classes
@@ -195,10 +206,10 @@ def _run_and_time(dev: torch.device, timing_runs: int, forward: Callable[[bool],
         result = forward(True)
         runs = []
         for _ in range(timing_runs):
-            _sync(dev)
+            synchronize(dev)
             begin = time.perf_counter()
             forward(False)
-            _sync(dev)
+            synchronize(dev)
             runs.append(time.perf_counter() - begin)
     return result, float(np.median(runs))
 
@@ -234,10 +245,15 @@ def _network_trace(clip: Clip, model: VideoViT, reducer: NetworkReducer, video: 
                  labels=labels, meta=meta, boxes=list(boxes))
 
 
+def model_flops(cfg: VideoViTConfig, tokens_per_layer: list[int], mlp_tokens: list[int] | None = None) -> np.ndarray:
+    """FLOPs per layer of this ViT when its layers hold these many tokens (MLPs: mlp_tokens, if given)."""
+    return vit_flops(tokens_per_layer, cfg.embed_dim, cfg.mlp_ratio, 3 * cfg.tubelet * cfg.patch * cfg.patch,
+                     cfg.num_classes, mlp_tokens=mlp_tokens)
+
+
 def _dense_flops(cfg: VideoViTConfig) -> np.ndarray:
     """What the chosen ViT costs with every tubelet: the reference each trace is compared with."""
-    return vit_flops([int(np.prod(cfg.grid))] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio,
-                     3 * cfg.tubelet * cfg.patch * cfg.patch, cfg.num_classes)
+    return model_flops(cfg, [int(np.prod(cfg.grid))] * (cfg.depth + 1))
 
 
 def _tiling(base: tuple[int, int, int], grid: tuple[int, int, int],
@@ -277,6 +293,6 @@ def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelecti
     return values
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

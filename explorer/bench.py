@@ -24,15 +24,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from models.flops import vit_flops
 from models.packed import attention_backend, forward_packed, pack
 from models.reducers import REDUCERS, ParameterError, make_reducer
 from models.reducers.base import InModelReducer, InputSelection, NetworkReducer, Reducer, TokenizerReducer
-from models.reducers.budget import fit_budget
 from models.token_flow import run_tokens
 from models.video_vit import VideoViT, normalize_video
 
-from .analyze import ModelSpec, analyze, build_model, resolve_device
+from .analyze import (ModelSpec, analyze, build_model, fit_reducer, model_flops, resolve_device, select_input,
+                      synchronize)
 from .overlays import draw_clip
 from .trace import Trace
 from .video import Clip, load_clip
@@ -187,7 +186,7 @@ def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos:
             selections = [p.selection for p in slots]
             kept = [s.keep.size for s in selections]
             tokens = average = float(np.mean(kept))
-            gflops = float(np.mean([_clip_flops(model, k) for k in kept])) / 1e9
+            gflops = float(np.mean([model_flops(model.cfg, [k] * (model.cfg.depth + 1)).sum() for k in kept])) / 1e9
             attention = attention_backend(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
             run, forward = "packed", lambda: forward_packed(model, pack(model, batch_videos, selections))
     seconds, peak = _time_batches(dev, runs, forward)
@@ -200,20 +199,8 @@ def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos:
 
 def _prepare(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> _Prepared:
     """A fresh copy of the reducer fitted to this clip's budget, its selection, and its per-clip preparation."""
-    cfg = model.cfg
-    own = fit_budget(type(reducer)(**reducer.values), video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
-    own.attach(model)  # as analyze does: what was trained for the reducer with the model (VTM's saliency)
-    selection = own.select(video, cfg.grid, cfg.tubelet, cfg.patch)
-    if isinstance(own, InModelReducer):
-        own.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
-    return _Prepared(own, selection)
-
-
-def _clip_flops(model: VideoViT, tokens: int) -> float:
-    """FLOPs of one clip whose `tokens` tokens go through every block (as `analyze` counts a pre-model reducer)."""
-    cfg = model.cfg
-    return float(vit_flops([tokens] * (cfg.depth + 1), cfg.embed_dim, cfg.mlp_ratio,
-                           3 * cfg.tubelet * cfg.patch * cfg.patch, cfg.num_classes).sum())
+    own, _ = fit_reducer(type(reducer)(**reducer.values), video, model)  # a copy: prepare() keeps per-clip state
+    return _Prepared(own, select_input(own, video, model.cfg))
 
 
 def _warmup(dev: torch.device) -> int:
@@ -226,13 +213,13 @@ def _time_batches(dev: torch.device, runs: int, forward: Callable[[], object]) -
     with torch.inference_mode(), autocast:
         for _ in range(_warmup(dev)):
             forward()
-        _sync(dev)
+        synchronize(dev)
         times = []
         with _PeakMemory(dev) as memory:
             for _ in range(runs):
                 begin = time.perf_counter()
                 forward()
-                _sync(dev)
+                synchronize(dev)
                 times.append(time.perf_counter() - begin)
     return float(np.median(times)), memory.peak
 
@@ -303,11 +290,6 @@ class _PeakMemory:
 
     def _status_kb(self, field: str) -> int:
         return int(re.search(rf"^{field}:\s+(\d+) kB", self.STATUS.read_text(), re.M).group(1))
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def format_table(result: dict) -> str:

@@ -97,14 +97,14 @@ def token_targets(clips: torch.Tensor, labels: torch.Tensor, tubelet: int, patch
     return torch.where(moving.reshape(B, -1), labels[:, None], 0)
 
 
-def batches(settings: TrainSettings, first_step: int, count: int,
-            device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def batches(settings: TrainSettings, first_step: int, count: int, device: torch.device,
+            cfg: VideoViTConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(video, labels, token labels) for steps first_step .. first_step + count - 1, each drawn in a thread while
     the previous one trains."""
     def draw(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         clips, labels = motion_batch(clip_seeds(settings, step))
         video = torch.stack([normalize_video(c) for c in clips])
-        return video, labels, token_targets(clips, labels, DEMO_CONFIG.tubelet, DEMO_CONFIG.patch)
+        return video, labels, token_targets(clips, labels, cfg.tubelet, cfg.patch)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(draw, first_step) if count else None
@@ -183,7 +183,7 @@ def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: st
     result = TrainResult(settings, device=str(dev))
     started = time.perf_counter()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    for step, (video, labels, per_token) in enumerate(batches(settings, 0, settings.steps, dev)):
+    for step, (video, labels, per_token) in enumerate(batches(settings, 0, settings.steps, dev, cfg)):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         x = model.forward_blocks(model.embed(video))
@@ -212,7 +212,8 @@ def train_saliency(model: VideoViT, settings: TrainSettings, device: torch.devic
     saliency = VTMSaliency(model.cfg.depth, model.cfg.embed_dim // model.cfg.num_heads, settings.seed).to(device)
     saliency.train()
     optimizer = torch.optim.Adam(saliency.parameters(), lr=settings.saliency_lr)
-    for step, (video, labels, _) in enumerate(batches(settings, settings.steps, settings.saliency_steps, device)):
+    steps = batches(settings, settings.steps, settings.saliency_steps, device, model.cfg)
+    for step, (video, labels, _) in enumerate(steps):
         loss = F.cross_entropy(forward_with_saliency(model, video, saliency), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -22,12 +22,17 @@ def setup():
     return make_clip(moving_square_frames(frames=8, size=112, row=3)), VideoViT(TINY).eval()
 
 
-def test_out_of_memory_on_the_cpu_is_a_clear_message(setup, monkeypatch):
-    def no_memory(*args, **kwargs):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+@pytest.mark.parametrize("message, expected, match", [
+    ("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory", ParameterError,
+     "out of memory on the CPU for 8 frames of 112 px"),
+    ("shape mismatch", RuntimeError, "shape mismatch"),  # other errors are not mistaken for memory
+])
+def test_out_of_memory_on_the_cpu_is_a_clear_message(setup, monkeypatch, message, expected, match):
+    def failing(*args, **kwargs):
+        raise RuntimeError(message)
 
-    monkeypatch.setattr(analysis, "run_tokens", no_memory)
-    with pytest.raises(ParameterError, match="out of memory on the CPU for 8 frames of 112 px"):
+    monkeypatch.setattr(analysis, "run_tokens", failing)
+    with pytest.raises(expected, match=match):
         analyze(*setup, make_reducer("rlt"), device="cpu")
 
 
@@ -47,15 +52,6 @@ def test_out_of_memory_on_the_gpu_runs_on_the_cpu_and_says_so(setup, monkeypatch
     assert devices == ["cuda", "cpu"] and trace.meta["device"] == "cpu"
     assert any("GPU ran out of memory" in note for note in trace.meta["notes"])
     assert trace.tokens_per_layer == [196, 186, 176]
-
-
-def test_other_errors_are_not_mistaken_for_memory(setup, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("shape mismatch")
-
-    monkeypatch.setattr(analysis, "run_tokens", broken)
-    with pytest.raises(RuntimeError, match="shape mismatch"):
-        analyze(*setup, make_reducer("rlt"), device="cpu")
 
 
 def test_saliency_is_skipped_with_a_note_when_its_maps_would_not_fit(setup, monkeypatch):

@@ -49,7 +49,8 @@ class ModelChoice:
     @property
     def native_size(self) -> int:
         """The input size the network was made for: what an explorer file records (the demo model: 112), else 224."""
-        return native_img_size(self.weights or DEMO_WEIGHTS if self.weights or self.size == DEMO else "") or 224
+        path = self.weights or (DEMO_WEIGHTS if self.size == DEMO else None)
+        return (native_img_size(path) if path else None) or 224
 
 
 def video_ui() -> VideoChoice | None:
