@@ -18,6 +18,8 @@ from .saliency import FUSIONS, SaliencySpec
 from .train import TrainSettings
 from .video import SAMPLES, load_clip, sample_path
 
+MAX_TRAIN_CLIPS = 10_000  # the training pool stays in memory: 0.6 MB a clip at the demo size
+
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:
     settings = {}
@@ -89,9 +91,14 @@ def run_train(args: argparse.Namespace) -> None:
     from .train import save_demo, train
 
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, saliency_steps=args.saliency_steps,
-                             eval_clips=args.eval_clips, seed=args.seed, threads=args.threads)
-    if min(settings.steps, settings.batch, settings.eval_clips) < 1 or settings.saliency_steps < 0:
-        raise ParameterError("--steps, --batch and --eval-clips must be at least 1, --saliency-steps at least 0")
+                             eval_clips=args.eval_clips, train_clips=args.clips, seed=args.seed, threads=args.threads)
+    if min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1 or settings.saliency_steps < 0:
+        raise ParameterError("--steps, --batch, --clips and --eval-clips must be at least 1, "
+                             "--saliency-steps at least 0")
+    if not 0 <= settings.seed < 100:
+        raise ParameterError("--seed must be in [0, 100): higher seeds would draw the held-out clips")
+    if settings.train_clips > MAX_TRAIN_CLIPS:
+        raise ParameterError(f"--clips must be at most {MAX_TRAIN_CLIPS}: the pool stays in memory, 0.6 MB a clip")
     model, saliency, result = train(settings, device=str(resolve_device(args.device)))
     path = save_demo(model, saliency, result, args.out)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): held-out accuracy {result.accuracy:.1%}, "
@@ -183,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=TrainSettings.steps, help="training steps of the ViT")
     t.add_argument("--batch", type=int, default=TrainSettings.batch)
     t.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate (AdamW, cosine)")
+    t.add_argument("--clips", type=int, default=TrainSettings.train_clips,
+                   help="generated clips in the training pool (0.6 MB each), drawn under random symmetries")
     t.add_argument("--saliency-steps", type=int, default=TrainSettings.saliency_steps,
                    help="steps training VTM's learnable saliency through its auxiliary path (ViT frozen)")
     t.add_argument("--eval-clips", type=int, default=TrainSettings.eval_clips, help="held-out clips to measure")

@@ -3,9 +3,9 @@
 Every clip has a still, dim, textured background (smooth colour blobs under stripes), up to
 two static distractor shapes and one target shape (disk, square, triangle or ring; colour,
 size and place varied). The target either rests ("still") or moves steadily left, right, up
-or down at 4-7 px per frame, across most of the frame (its centre stays inside; it may be half out at the
-ends). A single frame cannot tell the
-classes apart, and neither can the static shapes: the model has to find what moves.
+or down at 3-5 px per frame, across most of the frame (its centre stays inside; it may be half out
+at the ends). A single frame cannot tell the classes apart, and neither can the static shapes: the
+model has to find what moves.
 
 Everything is drawn from a seed: `motion_clip(seed)` always gives the same clip, so the
 held-out sets are fixed lists of seeds disjoint from the training seeds.
@@ -23,6 +23,12 @@ SPEED = (3.0, 5.0)  # px per frame
 MARGIN = 2.0  # px: the moving shape's centre stays this far inside the frame (the shape may be half out)
 RADIUS = (5.0, 9.0)
 HELD_OUT_SEED = 10**9  # held-out seeds start here; training draws seeds below it
+# how each symmetry relabels: index = old label, value = new label
+MIRROR_X = torch.tensor([0, 2, 1, 3, 4])  # left <-> right
+MIRROR_Y = torch.tensor([0, 1, 2, 4, 3])  # up <-> down
+SWAP_XY = torch.tensor([0, 3, 4, 1, 2])  # left <-> up, right <-> down
+REVERSE = torch.tensor([0, 2, 1, 4, 3])  # played backwards: every direction turns round
+SYMMETRIES = 16
 
 
 def _coverage(shape: str, cx: float, cy: float, r: float, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -99,3 +105,25 @@ def motion_batch(seeds: list[int], frames: int = FRAMES, size: int = SIZE) -> tu
     """(B, T, H, W, 3) uint8 clips and (B,) labels for the given seeds."""
     clips, labels = zip(*(motion_clip(s, frames, size) for s in seeds))
     return torch.from_numpy(np.stack(clips)), torch.tensor(labels)
+
+
+def symmetric(clips: torch.Tensor, labels: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each (T, H, W, 3) clip under one of the 16 symmetries of the task, relabelled.
+
+    Bits of `which` (B,) ints in [0, 16): 1 mirrors x, 2 mirrors y, 4 swaps x and y, 8 plays the clip
+    backwards. The generator draws every clip and its image with the same probability, so training on
+    the images of a pool of clips is training on 16 times as many clips of the same task.
+    """
+    out, relabelled = [], []
+    for clip, label, w in zip(clips, labels.tolist(), which.tolist()):
+        if w & 1:
+            clip, label = clip.flip(2), int(MIRROR_X[label])
+        if w & 2:
+            clip, label = clip.flip(1), int(MIRROR_Y[label])
+        if w & 4:
+            clip, label = clip.transpose(1, 2), int(SWAP_XY[label])
+        if w & 8:
+            clip, label = clip.flip(0), int(REVERSE[label])
+        out.append(clip)
+        relabelled.append(label)
+    return torch.stack(out), torch.tensor(relabelled)

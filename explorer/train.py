@@ -3,12 +3,15 @@
     python -m explorer train --out assets/demo_model.safetensors
 
 Two phases, both seeded:
-1. the ViT, dense, on freshly generated clips (AdamW, warmup then cosine decay). Two choices
-   make it learn in minutes on a CPU instead of hours; neither changes the network:
+1. the ViT, dense, on a pool of generated clips, each drawn under a random one of the task's 16
+   symmetries (mirrors, a swap of x and y, time reversal; `synthetic.symmetric`), with AdamW,
+   warmup then cosine decay. Three choices make it learn in minutes on a CPU instead of hours;
+   none changes the network:
    - half of the tubelet filters start as temporal differences (`difference_init`), so motion
      stands out of the still background from the first step;
    - besides the clip's label, every token is supervised with the clip's own head: the clip's
-     label where its cell changes, "still" elsewhere (`token_targets`, deep supervision).
+     label where its cell changes, "still" elsewhere (`token_targets`, deep supervision);
+   - denormal floats are flushed to zero: late in training they made CPU steps 2-3x slower.
 2. VTM's learnable saliency u, with the ViT frozen, through VTM's auxiliary attention path:
    every block adds S = tanh(K u) to its attention logits, so the loss reaches u. At
    inference that path is dropped and S only chooses VTM's merge targets.
@@ -33,19 +36,19 @@ from models.reducers.vtm import VTMSaliency
 from models.video_vit import VideoViT, VideoViTConfig, normalize_video
 from models.weights import save_weights
 
-from .synthetic import FRAMES, HELD_OUT_SEED, LABELS, SIZE, held_out_seeds, motion_batch
+from .synthetic import FRAMES, HELD_OUT_SEED, LABELS, SIZE, SYMMETRIES, held_out_seeds, motion_batch, symmetric
 
-DEMO_CONFIG = VideoViTConfig(embed_dim=128, depth=6, num_heads=2, num_classes=len(LABELS),
+DEMO_CONFIG = VideoViTConfig(embed_dim=96, depth=4, num_heads=2, num_classes=len(LABELS),
                              num_frames=FRAMES, img_size=SIZE)
-SEEDS_PER_RUN = 10**7
-DIFFERENCE_GAIN = 8.0  # training run `seed` draws clip seeds from [seed * 10**7, (seed + 1) * 10**7)
+SEEDS_PER_RUN = 10**7  # training run `seed` draws its pool's seeds from [seed * 10**7, (seed + 1) * 10**7)
+DIFFERENCE_GAIN = 8.0
 
 
 @dataclass
 class TrainSettings:
-    steps: int = 900
+    steps: int = 1200
     batch: int = 32
-    lr: float = 1e-3
+    lr: float = 4e-3
     weight_decay: float = 0.05
     warmup: float = 0.1  # share of the steps
     difference_filters: float = 0.5  # share of tubelet filters that start as temporal differences
@@ -53,7 +56,7 @@ class TrainSettings:
     saliency_steps: int = 40
     saliency_lr: float = 0.05
     eval_clips: int = 500
-    train_clips: int | None = None  # a fixed pool of this many clips, cycled (tests); None: fresh clips every step
+    train_clips: int = 2000  # the pool's size (1.2 GB of uint8 frames at the demo size)
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: PyTorch's default)
 
@@ -75,16 +78,12 @@ class TrainResult:
                 "last_loss": sum(self.losses[-20:]) / max(len(self.losses[-20:]), 1)}
 
 
-def clip_seeds(settings: TrainSettings, step: int) -> list[int]:
-    """The seeds of one step's clips: fresh ones, or drawn in turn from a fixed pool of train_clips."""
-    first = step * settings.batch
-    offsets = range(first, first + settings.batch)
-    if settings.train_clips:
-        offsets = [i % settings.train_clips for i in offsets]
+def pool_seeds(settings: TrainSettings) -> list[int]:
+    """The seeds of the training pool's clips, disjoint from every held-out seed."""
     base = settings.seed * SEEDS_PER_RUN
-    if base + max(offsets) >= min(base + SEEDS_PER_RUN, HELD_OUT_SEED):
-        raise ValueError("training seed out of range: it would reach the held-out clips")
-    return [base + i for i in offsets]
+    if settings.train_clips > SEEDS_PER_RUN or base + settings.train_clips > HELD_OUT_SEED:
+        raise ValueError("training seed or pool size out of range: the pool would reach the held-out clips")
+    return list(range(base, base + settings.train_clips))
 
 
 def token_targets(clips: torch.Tensor, labels: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
@@ -97,21 +96,26 @@ def token_targets(clips: torch.Tensor, labels: torch.Tensor, tubelet: int, patch
     return torch.where(moving.reshape(B, -1), labels[:, None], 0)
 
 
-def batches(settings: TrainSettings, first_step: int, count: int, device: torch.device,
-            cfg: VideoViTConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(video, labels, token labels) for steps first_step .. first_step + count - 1, each drawn in a thread while
-    the previous one trains."""
-    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        clips, labels = motion_batch(clip_seeds(settings, step))
-        video = torch.stack([normalize_video(c) for c in clips])
-        return video, labels, token_targets(clips, labels, cfg.tubelet, cfg.patch)
+def batches(pool: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings, stream: int, count: int,
+            device: torch.device, cfg: VideoViTConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """`count` batches of (video, labels, token labels): clips of the pool, each under a random symmetry, drawn
+    from a generator seeded by the run's seed and `stream`, each batch prepared in a thread while the previous
+    one trains."""
+    clips, labels = pool
+    generator = torch.Generator().manual_seed(settings.seed * SEEDS_PER_RUN + stream)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(draw, first_step) if count else None
-        for step in range(first_step, first_step + count):
+    def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index = torch.randint(len(labels), (settings.batch,), generator=generator)
+        which = torch.randint(SYMMETRIES, (settings.batch,), generator=generator)
+        batch, batch_labels = symmetric(clips[index], labels[index], which)
+        return normalize_video(batch), batch_labels, token_targets(batch, batch_labels, cfg.tubelet, cfg.patch)
+
+    with ThreadPoolExecutor(max_workers=1) as worker:  # one worker: draws happen in order, so runs repeat
+        pending = worker.submit(draw) if count else None
+        for step in range(count):
             batch = pending.result()
-            if step + 1 < first_step + count:
-                pending = pool.submit(draw, step + 1)
+            if step + 1 < count:
+                pending = worker.submit(draw)
             yield tuple(t.to(device) for t in batch)
 
 
@@ -164,7 +168,7 @@ def evaluate(model: VideoViT, seeds: list[int], batch: int = 50, device: torch.d
     correct = 0
     for i in range(0, len(seeds), batch):
         clips, labels = motion_batch(seeds[i:i + batch])
-        video = torch.stack([normalize_video(c) for c in clips]).to(device)
+        video = normalize_video(clips).to(device)
         correct += int((model(video).argmax(dim=1).cpu() == labels).sum())
     return correct / len(seeds)
 
@@ -174,7 +178,15 @@ def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: st
     """Both phases; returns the model (eval mode), the trained saliency and what was measured."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    dev = torch.device(device)
+    torch.set_flush_denormal(True)
+    try:
+        return _train(settings, cfg, torch.device(device), log)
+    finally:
+        torch.set_flush_denormal(False)  # PyTorch's default; training is the only place that needs it
+
+
+def _train(settings: TrainSettings, cfg: VideoViTConfig, dev: torch.device,
+           log: Callable[[str], None]) -> tuple[VideoViT, VTMSaliency, TrainResult]:
     torch.manual_seed(settings.seed)
     model = VideoViT(cfg)
     model.apply(init_weights_vit_timm)  # truncated normal, std 0.02, zero biases: learns much faster from scratch
@@ -182,37 +194,42 @@ def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: st
     model = model.to(dev).train()
     result = TrainResult(settings, device=str(dev))
     started = time.perf_counter()
+    pool = motion_batch(pool_seeds(settings))
+    log(f"generated {settings.train_clips} training clips in {time.perf_counter() - started:.0f} s")
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    for step, (video, labels, per_token) in enumerate(batches(settings, 0, settings.steps, dev, cfg)):
+    hits = []
+    for step, (video, labels, per_token) in enumerate(batches(pool, settings, 0, settings.steps, dev, cfg)):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         x = model.forward_blocks(model.embed(video))
         token_logits = model.head(model.fc_norm(x))  # the clip's head on every token: deep supervision
-        loss = F.cross_entropy(model.forward_head(x), labels)
-        loss = loss + settings.token_loss * token_loss(token_logits, per_token)
+        logits = model.forward_head(x)
+        loss = F.cross_entropy(logits, labels) + settings.token_loss * token_loss(token_logits, per_token)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         result.losses.append(loss.item())
+        hits.append((logits.argmax(dim=1) == labels).float().mean().item())
         if step % 10 == 0 or step == settings.steps - 1:
             log(f"step {step + 1}/{settings.steps}  loss {loss.item():.3f}  "
+                f"training accuracy (last 50 steps) {sum(hits[-50:]) / len(hits[-50:]):.1%}  "
                 f"{time.perf_counter() - started:.0f} s")
-    saliency = train_saliency(model, settings, dev, result, log)
+    saliency = train_saliency(model, pool, settings, dev, result, log)
     result.accuracy = evaluate(model, held_out_seeds(settings.eval_clips), device=dev)
     result.seconds = time.perf_counter() - started
     log(f"held-out accuracy {result.accuracy:.1%} on {settings.eval_clips} clips; {result.seconds:.0f} s in all")
     return model, saliency, result
 
 
-def train_saliency(model: VideoViT, settings: TrainSettings, device: torch.device, result: TrainResult,
-                   log: Callable[[str], None] = print) -> VTMSaliency:
-    """Phase 2: u alone learns, through the auxiliary attention path, on clips phase 1 never drew."""
+def train_saliency(model: VideoViT, pool: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings,
+                   device: torch.device, result: TrainResult, log: Callable[[str], None] = print) -> VTMSaliency:
+    """Phase 2: u alone learns, through the auxiliary attention path, on the same pool (new draws)."""
     model.eval().requires_grad_(False)
     saliency = VTMSaliency(model.cfg.depth, model.cfg.embed_dim // model.cfg.num_heads, settings.seed).to(device)
     saliency.train()
     optimizer = torch.optim.Adam(saliency.parameters(), lr=settings.saliency_lr)
-    steps = batches(settings, settings.steps, settings.saliency_steps, device, model.cfg)
+    steps = batches(pool, settings, 1, settings.saliency_steps, device, model.cfg)
     for step, (video, labels, _) in enumerate(steps):
         loss = F.cross_entropy(forward_with_saliency(model, video, saliency), labels)
         optimizer.zero_grad(set_to_none=True)

@@ -193,8 +193,8 @@ class VideoViT(nn.Module):
 
 
 def normalize_video(frames_uint8: torch.Tensor) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (3, T, H, W) float in ImageNet-normalized units."""
-    x = frames_uint8.permute(3, 0, 1, 2).float() / 255.0
+    """(..., T, H, W, 3) uint8 -> (..., 3, T, H, W) float in ImageNet-normalized units."""
+    x = frames_uint8.movedim(-1, -4).float() / 255.0
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
     return (x - mean) / std

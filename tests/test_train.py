@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.analyze import DEMO_WEIGHTS
-from explorer.synthetic import DIRECTIONS, LABELS, held_out_seeds, motion_clip
+from explorer.synthetic import DIRECTIONS, LABELS, SYMMETRIES, held_out_seeds, motion_batch, motion_clip, symmetric
 from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_demo, train
 from models.video_vit import VideoViTConfig
 from models.weights import load_model
@@ -19,45 +19,60 @@ def _moving_mask(clip: np.ndarray) -> np.ndarray:
     return (np.abs(clip[1:].astype(int) - clip[:-1]).sum(-1) > 0).any(0)
 
 
+def _assert_motion_matches(clip: np.ndarray, label: int) -> None:
+    """A still clip changes nowhere; a moving one's changes travel the labelled way."""
+    moving = _moving_mask(clip)
+    if LABELS[label] == "still":
+        assert not moving.any()
+        return
+    assert moving.any()
+    dx, dy = DIRECTIONS[label]
+    # compare where the first two and the last two frames differ
+    first = np.argwhere(np.abs(clip[1].astype(int) - clip[0]).sum(-1) > 0).mean(0)
+    last = np.argwhere(np.abs(clip[-1].astype(int) - clip[-2]).sum(-1) > 0).mean(0)
+    assert np.sign(last[1] - first[1]) == np.sign(dx) or dx == 0
+    assert np.sign(last[0] - first[0]) == np.sign(dy) or dy == 0
+
+
 def test_clips_are_deterministic_and_need_motion():
     a, label_a = motion_clip(7)
     b, label_b = motion_clip(7)
     assert np.array_equal(a, b) and label_a == label_b
     assert a.shape == (16, 112, 112, 3) and a.dtype == np.uint8
     for seed in range(40):
-        clip, label = motion_clip(seed)
-        moving = _moving_mask(clip)
-        if LABELS[label] == "still":
-            assert not moving.any()
-            continue
-        assert moving.any()
-        ys, xs = np.nonzero(np.abs(clip[-1].astype(int) - clip[0]).sum(-1))
-        dx, dy = DIRECTIONS[label]
-        # the shape's centre of change moves the labelled way: compare where the first and last frames differ most
-        first = np.argwhere(np.abs(clip[1].astype(int) - clip[0]).sum(-1) > 0).mean(0)
-        last = np.argwhere(np.abs(clip[-1].astype(int) - clip[-2]).sum(-1) > 0).mean(0)
-        assert np.sign(last[1] - first[1]) == np.sign(dx) or dx == 0
-        assert np.sign(last[0] - first[0]) == np.sign(dy) or dy == 0
+        _assert_motion_matches(*motion_clip(seed))
+
+
+def test_every_symmetry_relabels_the_clip_to_its_motion():
+    clips, labels = motion_batch(list(range(30)))
+    assert set(labels.tolist()) == set(range(len(LABELS)))
+    for which in range(SYMMETRIES):
+        images, relabelled = symmetric(clips, labels, torch.full((len(labels),), which))
+        assert images.shape == clips.shape
+        for clip, label in zip(images.numpy(), relabelled.tolist()):
+            _assert_motion_matches(clip, label)
+    assert torch.equal(symmetric(clips, labels, torch.zeros(len(labels), dtype=torch.long))[0], clips)
 
 
 def test_held_out_seeds_are_never_drawn_in_training():
-    settings = TrainSettings(steps=10, batch=4, seed=3)
-    from explorer.train import clip_seeds
+    from explorer.train import pool_seeds
 
-    drawn = {s for step in range(20) for s in clip_seeds(settings, step)}
-    assert not drawn & set(held_out_seeds(100))
+    for seed in (0, 3, 99):
+        assert not set(pool_seeds(TrainSettings(seed=seed))) & set(held_out_seeds(500))
+    with pytest.raises(ValueError, match="held-out"):
+        pool_seeds(TrainSettings(seed=100))
 
 
 def test_short_run_lowers_the_loss_and_writes_loadable_weights(tmp_path):
-    settings = TrainSettings(steps=30, batch=8, lr=3e-3, warmup=0.1, saliency_steps=3, eval_clips=8, train_clips=8,
-                             seed=1)
+    settings = TrainSettings(steps=150, batch=8, lr=1e-2, warmup=0.1, saliency_steps=3, eval_clips=8,
+                             train_clips=8, seed=1)
     model, saliency, result = train(settings, cfg=TINY, log=lambda _: None)
-    assert np.mean(result.losses[-5:]) < 0.8 * np.mean(result.losses[:5])
+    assert np.mean(result.losses[-10:]) < 0.9 * np.mean(result.losses[:10])
     assert len(result.saliency_losses) == 3
     path = save_demo(model, saliency, result, tmp_path / "demo.safetensors")
     loaded, report = load_model(path)
     assert report.labels == list(LABELS) and report.format == "explorer" and not report.missing
-    assert report.training["settings"]["steps"] == 30 and report.training["held_out_accuracy"] == result.accuracy
+    assert report.training["settings"]["steps"] == 150 and report.training["held_out_accuracy"] == result.accuracy
     assert torch.equal(loaded.vtm_saliency.u, saliency.u)
     video = torch.randn(2, 3, 16, 112, 112)
     with torch.no_grad():
@@ -86,7 +101,7 @@ def test_shipped_demo_model_reaches_its_stated_accuracy():
     model, report = load_model(DEMO_WEIGHTS)
     assert report.labels == list(LABELS) and model.vtm_saliency is not None
     stated, clips = report.training["held_out_accuracy"], report.training["held_out_clips"]
-    assert stated > 2 / len(LABELS)  # well above chance (20%)
+    assert stated >= 0.95  # the project's bar for the demo model (chance: 20%)
     # the same fixed held-out clips the training run measured, so the same figure
     assert abs(evaluate(model, held_out_seeds(clips)) - stated) <= 0.01
 
@@ -96,3 +111,7 @@ def test_train_cli_refuses_bad_settings(capsys):
 
     assert main(["train", "--steps", "0", "--out", "unused.safetensors"]) == 2
     assert capsys.readouterr().err.startswith("error: --steps")
+    assert main(["train", "--clips", "100000", "--out", "unused.safetensors"]) == 2
+    assert "at most 10000" in capsys.readouterr().err
+    assert main(["train", "--seed", "100", "--out", "unused.safetensors"]) == 2
+    assert "held-out" in capsys.readouterr().err
