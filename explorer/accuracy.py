@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from models.reducers import REDUCERS, ParameterError, Reducer, make_reducer
+from models.reducers import REDUCERS, ParameterError, Reducer, make_reducer, parse_settings
 from models.reducers.base import InModelReducer, NetworkReducer, TokenizerReducer
 from models.reducers.budget import layer_tokens
 from models.token_flow import run_tokens
@@ -50,12 +50,7 @@ class Row:
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     """'vtm:targets=learnable,gamma=4' -> ('vtm', {'targets': 'learnable', 'gamma': '4'})."""
     name, _, rest = spec.partition(":")
-    settings = {}
-    for pair in filter(None, rest.split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ParameterError(f"reducer settings take key=value, got {pair!r} in {spec!r}")
-        settings[key.strip()] = value.strip()
+    settings = parse_settings(filter(None, rest.split(",")), where=f"reducer {spec!r}")
     if name not in REDUCERS:
         raise ParameterError(f"unknown reducer {name!r} (choose from: {', '.join(REDUCERS)})")
     cls = REDUCERS[name]

@@ -63,11 +63,16 @@ def build_model(spec: ModelSpec, num_frames: int | None = None,
             raise ParameterError(f"unknown model size {spec.size!r} (choose from: {DEMO}, {', '.join(SIZES)})")
         torch.manual_seed(spec.seed)
         model, report = VideoViT(SIZES[spec.size]).eval(), None
+    fit_input(model, num_frames or model.cfg.num_frames, img_size or model.cfg.img_size)
+    return model, report
+
+
+def fit_input(model: VideoViT, num_frames: int, img_size: int) -> None:
+    """Resize the model's position table for clips of num_frames x img_size^2, or say why it cannot be."""
     try:
-        model.resize_input(num_frames or model.cfg.num_frames, img_size or model.cfg.img_size)
+        model.resize_input(num_frames, img_size)
     except ValueError as error:
         raise ParameterError(str(error)) from None
-    return model, report
 
 
 def resolve_device(device: str) -> torch.device:

@@ -5,13 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.reducers import REDUCERS, ParameterError, make_reducer
+from models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
 from models.video_vit import SIZES
 from models.weights import download_videomae
 
 from . import accuracy
 from .accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS
-from .analyze import DEMO, ModelSpec, analyze, build_model, resolve_device
+from .analyze import DEMO, ModelSpec, analyze, build_model, fit_input, resolve_device
 from .bench import bench, format_table, write_json
 from .errors import USER_ERRORS
 from .saliency import FUSIONS, SaliencySpec
@@ -19,16 +19,6 @@ from .train import TrainSettings
 from .video import SAMPLES, load_clip, sample_path
 
 MAX_TRAIN_CLIPS = 10_000  # the training pool stays in memory: 0.6 MB a clip at the demo size
-
-
-def parse_settings(pairs: list[str]) -> dict[str, str]:
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ParameterError(f"--set takes key=value, got {pair!r}")
-        settings[key.strip()] = value.strip()
-    return settings
 
 
 def resolve_video(video: str) -> Path:
@@ -51,7 +41,7 @@ def run_analyze(args: argparse.Namespace) -> None:
     frames = model.cfg.num_frames if args.frames is None else args.frames
     size = model.cfg.img_size if args.size is None else args.size
     clip = load_clip(source, frames=frames, stride=args.stride, start=args.start, size=size)
-    model, report = build_model(spec, clip.num_frames, size)
+    fit_input(model, clip.num_frames, size)
     if report:
         print(report.summary(), file=sys.stderr)
     saliency = None if args.saliency == "off" else SaliencySpec(args.saliency, args.discard)
@@ -95,8 +85,6 @@ def run_train(args: argparse.Namespace) -> None:
     if min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1 or settings.saliency_steps < 0:
         raise ParameterError("--steps, --batch, --clips and --eval-clips must be at least 1, "
                              "--saliency-steps at least 0")
-    if not 0 <= settings.seed < 100:
-        raise ParameterError("--seed must be in [0, 100): higher seeds would draw the held-out clips")
     if settings.train_clips > MAX_TRAIN_CLIPS:
         raise ParameterError(f"--clips must be at most {MAX_TRAIN_CLIPS}: the pool stays in memory, 0.6 MB a clip")
     model, saliency, result = train(settings, device=str(resolve_device(args.device)))

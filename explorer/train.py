@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import init_weights_vit_timm
 
+from models.reducers import ParameterError
 from models.reducers.vtm import VTMSaliency
 from models.video_vit import VideoViT, VideoViTConfig, normalize_video
 from models.weights import save_weights
@@ -81,8 +82,9 @@ class TrainResult:
 def pool_seeds(settings: TrainSettings) -> list[int]:
     """The seeds of the training pool's clips, disjoint from every held-out seed."""
     base = settings.seed * SEEDS_PER_RUN
-    if settings.train_clips > SEEDS_PER_RUN or base + settings.train_clips > HELD_OUT_SEED:
-        raise ValueError("training seed or pool size out of range: the pool would reach the held-out clips")
+    if settings.seed < 0 or settings.train_clips > SEEDS_PER_RUN or base + settings.train_clips > HELD_OUT_SEED:
+        raise ParameterError(f"--seed must be in [0, {HELD_OUT_SEED // SEEDS_PER_RUN}) with a pool of at most "
+                             f"{SEEDS_PER_RUN} clips: the pool would otherwise reach the held-out clips")
     return list(range(base, base + settings.train_clips))
 
 
