@@ -8,7 +8,7 @@ import streamlit as st
 
 from explorer.errors import USER_ERRORS
 from explorer.ui import cached, compare, reconstruction, sidebar, url_state, views
-from models.weights import CheckpointError
+from explorer.models.weights import CheckpointError
 
 
 def main() -> None:

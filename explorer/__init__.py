@@ -10,7 +10,7 @@ Python API (the app and the CLI use the same calls):
     merged = analyze(clip, model, make_reducer("tome", budget=0.5), saliency=SaliencySpec("max"))
     trace.save("out/")            # summary.json + trace.npz; Trace.load("out/") reads them back
 """
-from models.reducers import REDUCERS, make_reducer
+from explorer.models.reducers import REDUCERS, make_reducer
 
 from .analyze import ModelSpec, analyze, build_model
 from .saliency import SaliencySpec

@@ -20,16 +20,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from models.reducers import REDUCERS, ParameterError, Reducer, make_reducer, parse_settings
-from models.reducers.base import InModelReducer, NetworkReducer, TokenizerReducer
-from models.reducers.budget import layer_tokens
-from models.token_flow import run_tokens
-from models.video_vit import VideoViT, normalize_video
+from explorer.models.reducers import REDUCERS, ParameterError, Reducer, make_reducer, parse_settings
+from explorer.models.reducers.base import InModelReducer, NetworkReducer, TokenizerReducer
+from explorer.models.reducers.budget import layer_tokens
+from explorer.models.token_flow import run_tokens
+from explorer.models.video_vit import VideoViT, normalize_video
 
 from .analyze import fit_reducer, model_flops, select_input
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
-SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "accuracy_budget.json"  # the demo model's table
+SHIPPED = Path(__file__).resolve().parent / "assets" / "accuracy_budget.json"  # the demo model's table
 DEFAULT_REDUCERS = ("rlt", "random", "mask", "tome", "vtm", "vtm:targets=learnable", "sta")
 DEFAULT_BUDGETS = (1.0, 0.7, 0.5, 0.3)
 

@@ -15,13 +15,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from models.flops import embed_flops, vit_flops
-from models.reducers import ParameterError, Reducer
-from models.reducers.base import InModelReducer, InputSelection, NetworkReducer
-from models.reducers.budget import fit_budget
-from models.token_flow import FlowRecord, run_tokens
-from models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize_video
-from models.weights import LoadReport, load_model
+from explorer.models.flops import embed_flops, vit_flops
+from explorer.models.reducers import ParameterError, Reducer
+from explorer.models.reducers.base import InModelReducer, InputSelection, NetworkReducer
+from explorer.models.reducers.budget import fit_budget
+from explorer.models.token_flow import FlowRecord, run_tokens
+from explorer.models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize_video
+from explorer.models.weights import LoadReport, load_model
 
 from .saliency import SaliencySpec, rollout
 from .trace import Trace, cells_per_token
@@ -31,7 +31,7 @@ _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
 DEMO = "demo"  # the model size that names the shipped, trained demo model
-DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "demo_model.safetensors"
+DEMO_WEIGHTS = Path(__file__).resolve().parent / "assets" / "demo_model.safetensors"
 
 
 @dataclass(frozen=True)

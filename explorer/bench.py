@@ -24,11 +24,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from models.packed import attention_backend, forward_packed, pack
-from models.reducers import REDUCERS, ParameterError, make_reducer
-from models.reducers.base import InModelReducer, InputSelection, NetworkReducer, Reducer, TokenizerReducer
-from models.token_flow import run_tokens
-from models.video_vit import VideoViT, normalize_video
+from explorer.models.packed import attention_backend, forward_packed, pack
+from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
+from explorer.models.reducers.base import InModelReducer, InputSelection, NetworkReducer, Reducer, TokenizerReducer
+from explorer.models.token_flow import run_tokens
+from explorer.models.video_vit import VideoViT, normalize_video
 
 from .analyze import (ModelSpec, analyze, build_model, fit_reducer, model_flops, resolve_device, select_input,
                       synchronize)

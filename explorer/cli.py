@@ -5,9 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
-from models.video_vit import SIZES
-from models.weights import download_videomae
+from explorer.models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
+from explorer.models.video_vit import SIZES
+from explorer.models.weights import download_videomae
 
 from . import accuracy
 from .accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS

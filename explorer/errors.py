@@ -1,6 +1,6 @@
 """Errors a user can cause and fix: the CLI prints them as one line, the app as st.error."""
-from models.reducers import ParameterError
-from models.weights import CheckpointError
+from explorer.models.reducers import ParameterError
+from explorer.models.weights import CheckpointError
 
 from .video import VideoError
 

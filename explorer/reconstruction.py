@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.video_vit import VideoViT, normalize_video
-from models.videomae_decoder import VideoMAEDecoder
+from explorer.models.video_vit import VideoViT, normalize_video
+from explorer.models.videomae_decoder import VideoMAEDecoder
 
 from .analyze import resolve_device
 from .video import Clip

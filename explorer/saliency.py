@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.reducers import ParameterError
-from models.token_flow import BlockRecord, HeadFusion
+from explorer.models.reducers import ParameterError
+from explorer.models.token_flow import BlockRecord, HeadFusion
 
 FUSIONS = ("mean", "max", "min")
 

@@ -25,6 +25,19 @@ from typing import Any
 import numpy as np
 
 
+@dataclass(frozen=True)
+class ValueInfo:
+    """What a per-token value means: its label, an explanation, and how it is drawn.
+
+    kind: "count" (a whole number such as a cluster size: discrete legend), "heat" (a float such as
+    attention: continuous colour bar) or "index" (a cell index: neither).
+    """
+
+    label: str
+    explanation: str
+    kind: str
+
+
 def cells_per_token(owner: np.ndarray, tokens: int) -> np.ndarray:
     """(tokens,) int: how many cells each token stands for, counted from one layer's owner map."""
     return np.bincount(owner[owner >= 0].ravel(), minlength=tokens)

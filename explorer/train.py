@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import init_weights_vit_timm
 
-from models.reducers import ParameterError
-from models.reducers.vtm import VTMSaliency
-from models.video_vit import VideoViT, VideoViTConfig, normalize_video
-from models.weights import save_weights
+from explorer.models.reducers import ParameterError
+from explorer.models.reducers.vtm import VTMSaliency
+from explorer.models.video_vit import VideoViT, VideoViTConfig, normalize_video
+from explorer.models.weights import save_weights
 
 from .synthetic import FRAMES, HELD_OUT_SEED, LABELS, SIZE, SYMMETRIES, held_out_seeds, motion_batch, symmetric
 

@@ -5,18 +5,9 @@ value (a float such as attention: continuous colour bar). "cell" is an index, ne
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .trace import Trace, cells_per_token
-
-
-@dataclass(frozen=True)
-class ValueInfo:
-    label: str
-    explanation: str
-    kind: str  # "count", "heat" or "index"
+from .trace import Trace, ValueInfo, cells_per_token
 
 
 VALUES: dict[str, ValueInfo] = {

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "samples"
 SAMPLES: dict[str, str] = {
     "Still and moving (generated)": "still_and_moving.mp4",
     "Big Buck Bunny (CC BY 3.0, Blender Foundation)": "bigbuckbunny.mp4",

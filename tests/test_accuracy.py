@@ -9,9 +9,9 @@ import torch
 from explorer import accuracy
 from explorer.cli import main
 from explorer.synthetic import LABELS
-from models.reducers import ParameterError
-from models.video_vit import VideoViT, VideoViTConfig
-from models.weights import save_weights
+from explorer.models.reducers import ParameterError
+from explorer.models.video_vit import VideoViT, VideoViTConfig
+from explorer.models.weights import save_weights
 
 TINY = VideoViTConfig(embed_dim=32, depth=6, num_heads=2, num_classes=len(LABELS), num_frames=16, img_size=112)
 

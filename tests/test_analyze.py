@@ -7,9 +7,9 @@ import torch
 
 from explorer.analyze import ModelSpec, analyze, build_model
 from explorer.trace import Trace
-from models.flops import vit_flops
-from models.reducers import ParameterError, make_reducer
-from models.video_vit import SIZES, VideoViT, normalize_video
+from explorer.models.flops import vit_flops
+from explorer.models.reducers import ParameterError, make_reducer
+from explorer.models.video_vit import SIZES, VideoViT, normalize_video
 from tests.clips import make_clip, moving_square_frames, still_frames
 
 TINY = replace(SIZES["tiny"], depth=2, num_classes=5)

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import explorer.ui.cached as cached
 from explorer.ui.views import STYLE_NAMES
-from models.reducers import REDUCERS
+from explorer.models.reducers import REDUCERS
 
 STYLES = {label: style for style, label in STYLE_NAMES.items()}
 from tests.conftest import write_video
@@ -140,8 +140,8 @@ def test_a_checkpoint_with_labels_names_the_predictions(app, tmp_path):
 
     import torch
 
-    from models.video_vit import SIZES, VideoViT
-    from models.weights import save_weights
+    from explorer.models.video_vit import SIZES, VideoViT
+    from explorer.models.weights import save_weights
 
     torch.manual_seed(1)
     labels = ["left", "right", "still"]

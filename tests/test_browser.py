@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from models.reducers import REDUCERS
+from explorer.models.reducers import REDUCERS
 from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, configure_small_run, find_chromium
 from tests.conftest import write_video
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from models.reducers import REDUCERS, ParameterError, make_reducer
-from models.reducers.budget import fit_budget, layer_tokens
-from models.video_vit import SIZES, VideoViT
+from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
+from explorer.models.reducers.budget import fit_budget, layer_tokens
+from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip, moving_square_frames
 
 GRID, DEPTH = (8, 14, 14), 12

@@ -21,7 +21,7 @@ def compare_page(reducers, budget=0.5, logits=None):
 
     from explorer.saliency import SaliencySpec
     from explorer.ui import cached, compare
-    from models.video_vit import VideoViT, VideoViTConfig
+    from explorer.models.video_vit import VideoViT, VideoViTConfig
     from tests.clips import make_clip, moving_square_frames
 
     @st.cache_resource

@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.analyze import analyze
 from explorer.export import gif_bytes, mp4_bytes, overlay_frames, playback_fps, png_bytes
-from models.reducers import make_reducer
-from models.video_vit import VideoViT, VideoViTConfig
+from explorer.models.reducers import make_reducer
+from explorer.models.video_vit import VideoViT, VideoViTConfig
 from tests.clips import make_clip, moving_square_frames
 
 
@@ -133,8 +133,8 @@ def export_page():
 
     from explorer.analyze import analyze
     from explorer.ui import views
-    from models.reducers import make_reducer
-    from models.video_vit import VideoViT, VideoViTConfig
+    from explorer.models.reducers import make_reducer
+    from explorer.models.video_vit import VideoViT, VideoViTConfig
     from tests.clips import make_clip, moving_square_frames
 
     torch.manual_seed(0)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from models.reducers.base import ParameterError
-from models.reducers.masking import Masking
-from models.video_vit import SIZES, VideoViT
+from explorer.models.reducers.base import ParameterError
+from explorer.models.reducers.masking import Masking
+from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip
 
 GRID = (8, 14, 14)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from models.mvit import (MVIT_CONFIGS, MViT, MViTConfig, MultiScaleBlock, block_infos, footprint,
+from explorer.models.mvit import (MVIT_CONFIGS, MViT, MViTConfig, MultiScaleBlock, block_infos, footprint,
                          mvit_flops)
 
 B_CFG, SMALL = MVIT_CONFIGS["B"], MVIT_CONFIGS["small"]

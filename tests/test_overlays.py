@@ -4,7 +4,7 @@ from explorer import charts
 from explorer.overlays import (FOCUS_COLOUR, cluster_info, draw_clip, draw_frame, heat_legend, heat_ramp,
                                identity_colours, palette, value_legend)
 from explorer.trace import Trace
-from models.reducers.base import selection_from_mask
+from explorer.models.reducers.base import selection_from_mask
 
 
 def toy_trace(kept: np.ndarray, fill_runs: bool, layers: int = 2) -> Trace:

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.packed import PER_SEGMENT, VARLEN, attention_backend, forward_packed, pack, packed_attention
-from models.reducers import make_reducer
-from models.reducers.base import selection_from_mask
-from models.token_flow import run_tokens
-from models.video_vit import VideoViT, VideoViTConfig
+from explorer.models.packed import PER_SEGMENT, VARLEN, attention_backend, forward_packed, pack, packed_attention
+from explorer.models.reducers import make_reducer
+from explorer.models.reducers.base import selection_from_mask
+from explorer.models.token_flow import run_tokens
+from explorer.models.video_vit import VideoViT, VideoViTConfig
 
 
 def tiny_model(length_embed: bool = False) -> VideoViT:

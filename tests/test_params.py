@@ -2,7 +2,7 @@
 import pytest
 
 from explorer.cli import main
-from models.reducers import REDUCERS, ParameterError, make_reducer
+from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
 
 NUMBERS = [(name, p) for name, cls in REDUCERS.items() for p in cls.params
            if p.kind in (int, float) and p.high is not None]

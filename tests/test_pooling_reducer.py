@@ -7,9 +7,9 @@ import torch
 
 from explorer.analyze import analyze
 from explorer.trace import Trace
-from models.mvit import MVIT_CONFIGS, mvit_flops
-from models.reducers import ParameterError, make_reducer
-from models.video_vit import SIZES, VideoViT
+from explorer.models.mvit import MVIT_CONFIGS, mvit_flops
+from explorer.models.reducers import ParameterError, make_reducer
+from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=2, num_classes=5, num_frames=8, img_size=112)

@@ -8,10 +8,10 @@ from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 from explorer.reconstruction import reconstruct
-from models.reducers.masking import Masking
-from models.video_vit import VideoViT, VideoViTConfig
-from models.videomae_decoder import DecoderConfig, VideoMAEDecoder
-from models.weights import load_decoder, load_model
+from explorer.models.reducers.masking import Masking
+from explorer.models.video_vit import VideoViT, VideoViTConfig
+from explorer.models.videomae_decoder import DecoderConfig, VideoMAEDecoder
+from explorer.models.weights import load_decoder, load_model
 from tests.clips import make_clip
 
 WIDTH, DEC_WIDTH, DEC_DEPTH = 192, 192, 2  # widths of the official table: 3 heads each
@@ -200,7 +200,7 @@ VIEW_SCRIPT = """
 import streamlit as st
 from explorer.analyze import analyze
 from explorer.ui.reconstruction import reconstruction_view
-from models.reducers.masking import Masking
+from explorer.models.reducers.masking import Masking
 from tests.test_reconstruction import small_pair, textured_clip
 
 model, decoder = small_pair()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from models.reducers import ParameterError, make_reducer
-from models.video_vit import SIZES, VideoViT
+from explorer.models.reducers import ParameterError, make_reducer
+from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip, moving_square_frames
 
 analysis = importlib.import_module("explorer.analyze")  # the module; `explorer.analyze` is also the function

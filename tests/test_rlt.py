@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.reducers import ParameterError, make_reducer
-from models.reducers.rlt import rlt_mask, run_lengths, tubelet_distances
-from models.video_vit import normalize_video
+from explorer.models.reducers import ParameterError, make_reducer
+from explorer.models.reducers.rlt import rlt_mask, run_lengths, tubelet_distances
+from explorer.models.video_vit import normalize_video
 from tests.clips import moving_square_frames, still_frames
 
 GRID = (8, 14, 14)

@@ -7,8 +7,8 @@ import torch
 
 from explorer.analyze import analyze
 from explorer.saliency import SaliencySpec, attention_step, reduction_step
-from models.reducers import make_reducer
-from models.video_vit import SIZES, VideoViT, normalize_video
+from explorer.models.reducers import make_reducer
+from explorer.models.video_vit import SIZES, VideoViT, normalize_video
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=3, num_classes=5, num_frames=8, img_size=112)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models.reducers.base import BlockContext
-from models.reducers.sta import STA, stage_blocks
+from explorer.models.reducers.base import BlockContext
+from explorer.models.reducers.sta import STA, stage_blocks
 
 GRID = (8, 14, 14)
 

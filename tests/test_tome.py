@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from models.merge import bipartite_soft_matching, match_to_targets, merge_tokens
-from models.reducers import ParameterError, make_reducer
-from models.reducers.tome import parse_r
-from models.video_vit import SIZES, InspectableAttention, VideoViT, normalize_video
+from explorer.models.merge import bipartite_soft_matching, match_to_targets, merge_tokens
+from explorer.models.reducers import ParameterError, make_reducer
+from explorer.models.reducers.tome import parse_r
+from explorer.models.video_vit import SIZES, InspectableAttention, VideoViT, normalize_video
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=4, num_classes=5, num_frames=8, img_size=112)
@@ -102,7 +102,7 @@ def test_merged_groups_span_frames_on_a_clip_with_still_background(merged_trace)
 
 
 def test_flops_count_the_mlp_after_the_merge(merged_trace):
-    from models.flops import block_flops
+    from explorer.models.flops import block_flops
     trace, cfg = merged_trace, TINY
     for block in range(1, trace.layers + 1):
         before, after = trace.tokens_per_layer[block - 1], trace.tokens_per_layer[block]

@@ -8,8 +8,8 @@ import torch
 from explorer.analyze import DEMO_WEIGHTS
 from explorer.synthetic import DIRECTIONS, LABELS, SYMMETRIES, held_out_seeds, motion_batch, motion_clip, symmetric
 from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_demo, train
-from models.video_vit import VideoViTConfig
-from models.weights import load_model
+from explorer.models.video_vit import VideoViTConfig
+from explorer.models.weights import load_model
 
 TINY = VideoViTConfig(embed_dim=32, depth=2, num_heads=2, num_classes=len(LABELS), num_frames=16, img_size=112)
 MAX_BYTES = 20 * 2**20
@@ -82,8 +82,8 @@ def test_short_run_lowers_the_loss_and_writes_loadable_weights(tmp_path):
 
 def test_saliency_path_trains_u_and_is_dropped_at_inference():
     torch.manual_seed(0)
-    from models.reducers.vtm import VTMSaliency
-    from models.video_vit import VideoViT
+    from explorer.models.reducers.vtm import VTMSaliency
+    from explorer.models.video_vit import VideoViT
 
     model = VideoViT(TINY).eval()
     saliency = VTMSaliency(TINY.depth, TINY.embed_dim // TINY.num_heads).eval()

@@ -7,10 +7,10 @@ import torch
 
 from explorer.analyze import analyze
 from explorer.trace import Trace
-from models.flops import embed_flops
-from models.reducers import ParameterError, make_reducer
-from models.tubevit import DEFAULT_TUBES, format_tubes
-from models.video_vit import SIZES, VideoViT
+from explorer.models.flops import embed_flops
+from explorer.models.reducers import ParameterError, make_reducer
+from explorer.models.tubevit import DEFAULT_TUBES, format_tubes
+from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=2, num_classes=5, num_frames=32)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from explorer.tube_charts import boxes_3d, tube_colours, tube_counts
-from models.tubevit import (DEFAULT_TUBES, Tube, TubeTokenizer, coverage, format_tube, format_tubes, parse_tubes,
+from explorer.models.tubevit import (DEFAULT_TUBES, Tube, TubeTokenizer, coverage, format_tube, format_tubes, parse_tubes,
                             sincos_3d, tube_boxes, tube_grid, uncovered_fraction)
-from models.video_vit import SIZES, VideoViT
+from explorer.models.video_vit import SIZES, VideoViT
 
 SMALL = (28, 64, 64)  # every default tube fits, tube 2 twice in time: 8 + 8 + 8 + 16 tokens
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from explorer.trace import Trace
-from models.video_vit import SIZES, VideoViT, sincos_table
+from explorer.models.video_vit import SIZES, VideoViT, sincos_table
 
 CFG = replace(SIZES["tiny"], depth=2, num_classes=4, num_frames=4, img_size=32)
 

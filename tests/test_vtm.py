@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.merge import match_to_targets, merge_tokens
-from models.motion import cell_motion
-from models.reducers.base import BlockContext
-from models.reducers.vtm import VTM, VTMSaliency, in_centre
-from models.video_vit import normalize_video
+from explorer.models.merge import match_to_targets, merge_tokens
+from explorer.models.motion import cell_motion
+from explorer.models.reducers.base import BlockContext
+from explorer.models.reducers.vtm import VTM, VTMSaliency, in_centre
+from explorer.models.video_vit import normalize_video
 from tests.clips import moving_square_frames, still_frames
 
 GRID = (8, 14, 14)

@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 from transformers import (VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification,
                           VideoMAEModel)
 
-from models.video_vit import VideoViT, VideoViTConfig
-from models.weights import CheckpointError, load_decoder, load_model, save_weights
+from explorer.models.video_vit import VideoViT, VideoViTConfig
+from explorer.models.weights import CheckpointError, load_decoder, load_model, save_weights
 
 LABELS = ["archery", "bowling", "juggling balls"]
 DEPTH, WIDTH, HEADS = 2, 64, 2

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from models.reducers import make_reducer
-from models.video_vit import VideoViT
-from models.weights import LoadReport
+from explorer.models.reducers import make_reducer
+from explorer.models.video_vit import VideoViT
+from explorer.models.weights import LoadReport
 
 from ..accuracy import load_shipped
 from ..analyze import ModelSpec, analyze, build_model, resolve_device

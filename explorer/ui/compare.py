@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from models.reducers import REDUCERS
-from models.reducers.base import NetworkReducer
+from explorer.models.reducers import REDUCERS
+from explorer.models.reducers.base import NetworkReducer
 
 from .. import charts, values
 from ..errors import USER_ERRORS

@@ -6,9 +6,9 @@ from collections.abc import Hashable
 import numpy as np
 import streamlit as st
 
-from models.video_vit import VideoViT
-from models.videomae_decoder import VideoMAEDecoder
-from models.weights import load_decoder
+from explorer.models.video_vit import VideoViT
+from explorer.models.videomae_decoder import VideoMAEDecoder
+from explorer.models.weights import load_decoder
 
 from ..reconstruction import Reconstruction, reconstruct
 from ..trace import Trace

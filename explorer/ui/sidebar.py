@@ -7,9 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from models.reducers import REDUCERS, Param
-from models.video_vit import SIZES
-from models.weights import CheckpointError, download_videomae, native_img_size
+from explorer.models.reducers import REDUCERS, Param
+from explorer.models.video_vit import SIZES
+from explorer.models.weights import CheckpointError, download_videomae, native_img_size
 
 from ..analyze import DEMO, DEMO_WEIGHTS
 from ..saliency import FUSIONS, SaliencySpec

@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from models.reducers import REDUCERS
-from models.video_vit import SIZES
+from explorer.models.reducers import REDUCERS
+from explorer.models.video_vit import SIZES
 
 from ..analyze import DEMO, DEMO_WEIGHTS
 from ..saliency import FUSIONS

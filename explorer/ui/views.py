@@ -12,9 +12,9 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from models.reducers import REDUCERS
-from models.tubevit import uncovered_fraction
-from models.weights import LoadReport
+from explorer.models.reducers import REDUCERS
+from explorer.models.tubevit import uncovered_fraction
+from explorer.models.weights import LoadReport
 
 from .. import charts, export, values
 from ..overlays import HeatLegend, cluster_info, draw_clip, heat_legend, value_legend
