@@ -20,17 +20,22 @@ from typing import Callable
 import numpy as np
 import torch
 
-from explorer.models.reducers import REDUCERS, ParameterError, Reducer, make_reducer, parse_settings
-from explorer.models.reducers.base import InModelReducer, NetworkReducer, TokenizerReducer
-from explorer.models.reducers.budget import layer_tokens
-from explorer.models.token_flow import run_tokens
+from explorer.models import engine
+from explorer.models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
 from explorer.models.video_vit import VideoViT, normalize_video
 
-from .analyze import fit_reducer, model_flops, select_input
+from .analyze import fit_reducer, model_flops
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "accuracy_budget.json"  # the demo model's table
-DEFAULT_REDUCERS = ("rlt", "random", "mask", "tome", "vtm", "vtm:targets=learnable", "sta")
+def default_specs() -> tuple[str, ...]:
+    """Every registered reducer that runs on the model's tubelets and has a budget knob, and the variants each
+    declares (vtm:targets=learnable)."""
+    return tuple(spec for name, cls in REDUCERS.items() if cls.runs_on_tubelets and cls.budget_knob
+                 for spec in (name, *(f"{name}:{variant}" for variant in cls.variants)))
+
+
+DEFAULT_REDUCERS = default_specs()
 DEFAULT_BUDGETS = (1.0, 0.7, 0.5, 0.3)
 
 
@@ -54,18 +59,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     if name not in REDUCERS:
         raise ParameterError(f"unknown reducer {name!r} (choose from: {', '.join(REDUCERS)})")
     cls = REDUCERS[name]
-    if issubclass(cls, (TokenizerReducer, NetworkReducer)) or cls.budget_knob is None:
+    if not cls.runs_on_tubelets or cls.budget_knob is None:
         raise ParameterError(f"{name!r} cannot be evaluated here: its tokens need a network trained for them "
                              "(the demo model was trained on tubelets), or it has no token budget")
     make_reducer(name, **settings)  # refuse bad settings before any work
     return name, settings
-
-
-def mlp_tokens(reducer: Reducer, counts: list[int]) -> list[int]:
-    """Tokens each block's MLP runs on: after a merge inside the block (stage 'mid'), else the block's input."""
-    if isinstance(reducer, InModelReducer) and reducer.stage == "mid":
-        return counts[1:]
-    return counts[:-1]
 
 
 def check_model(model: VideoViT, labels: list[str] | None) -> None:
@@ -118,15 +116,15 @@ def _evaluate_one(model: VideoViT, clips: list[torch.Tensor], truth: np.ndarray,
     for frames in clips:
         video = normalize_video(frames).to(device)
         reducer, _ = fit_reducer(make_reducer(name, **settings, budget=budget), video, model)
-        counts = layer_tokens(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
-        selection = select_input(reducer, video, cfg)
+        counts = reducer.layer_tokens(video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
+        selection = engine.prepare(reducer, video, model)
         begin = time.perf_counter()
-        logits, _ = run_tokens(model, video[None], selection, reducer)
+        logits, _ = engine.run_clip(model, video[None], selection, reducer)
         predictions.append(int(logits.argmax()))
         ms.append((time.perf_counter() - begin) * 1e3)
         first.append(counts[0])
         average.append(np.mean(counts))
-        gflops.append(model_flops(cfg, counts, mlp_tokens=mlp_tokens(reducer, counts)).sum() / 1e9)
+        gflops.append(model_flops(cfg, counts, mlp_tokens=reducer.mlp_tokens(counts)).sum() / 1e9)
         knobs.append(reducer.values[reducer.budget_knob])
     predicted = np.array(predictions)
     knob = f"{REDUCERS[name].budget_knob}={np.mean(knobs):.3g}"

@@ -5,30 +5,28 @@ One function serves the app, the CLI, the benchmark and the tests.
 from __future__ import annotations
 
 import os
-import threading
 import time
-import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from explorer.models import engine
+from explorer.models.engine import FlowRecord
 from explorer.models.flops import embed_flops, vit_flops
 from explorer.models.reducers import ParameterError, Reducer
-from explorer.models.reducers.base import InModelReducer, InputSelection, NetworkReducer
+from explorer.models.reducers.base import InputSelection
 from explorer.models.reducers.budget import fit_budget
-from explorer.models.token_flow import FlowRecord, run_tokens
 from explorer.models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize_video
 from explorer.models.weights import LoadReport, load_model
 
 from .saliency import SaliencySpec, rollout
-from .trace import Trace, cells_per_token
+from .trace import Trace, ValueInfo, cells_per_token
+from .values import VALUES
 from .video import Clip
 
-_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
 DEMO = "demo"  # the model size that names the shipped, trained demo model
 DEMO_WEIGHTS = Path(__file__).resolve().parent / "assets" / "demo_model.safetensors"
@@ -93,7 +91,8 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     The forward runs once untimed, tracing every layer (and the attention, for saliency);
     its output is the prediction. Then it runs `timing_runs` times timed, tracing nothing;
     the median is reported. On CUDA it runs in bf16. A reducer with a token budget has its
-    knob fitted first.
+    knob fitted first. Everything the run records is returned in the trace and nothing is
+    left on the model, so several threads may analyze with one model at once.
     """
     cfg = model.cfg
     if (clip.num_frames, clip.frames.shape[1]) != (cfg.num_frames, cfg.img_size):
@@ -103,8 +102,7 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
     run = dict(labels=labels, model_name=model_name, timing_runs=timing_runs, saliency=saliency)
-    with _lock(model):
-        return _analyze_with_fallback(dev, clip, model, reducer, run)
+    return _analyze_with_fallback(dev, clip, model, reducer, run)
 
 
 def fit_reducer(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple[Reducer, list[str]]:
@@ -113,20 +111,6 @@ def fit_reducer(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple
     cfg = model.cfg
     reducer = fit_budget(reducer, video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
     return reducer, reducer.attach(model)
-
-
-def select_input(reducer: Reducer, video: torch.Tensor, cfg: VideoViTConfig) -> InputSelection:
-    """The tubelets that enter the model; an in-model reducer also reads what it needs of the clip (motion)."""
-    selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
-    if isinstance(reducer, InModelReducer):
-        reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
-    return selection
-
-
-def _lock(model: VideoViT) -> threading.Lock:
-    """One run per model at a time: app sessions share cached models, and a run sets flags on its attention."""
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(model, threading.Lock())
 
 
 def _analyze_with_fallback(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer, run: dict) -> Trace:
@@ -154,25 +138,27 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     cfg = model.cfg
     model = model.to(dev)
     video = normalize_video(torch.from_numpy(clip.frames)).to(dev)
-    if isinstance(reducer, NetworkReducer):
-        return _network_trace(clip, model, reducer, video, dev, labels=labels, model_name=model_name,
-                              timing_runs=timing_runs)
+    network = engine.network_for(reducer, cfg.num_frames, cfg.img_size, cfg.num_classes)
+    if network is not None:
+        return _network_trace(clip, model, reducer, network.to(dev).eval(), video, dev, labels=labels,
+                              model_name=model_name, timing_runs=timing_runs)
     asked = dict(reducer.values)
     reducer, notes = fit_reducer(reducer, video, model)
 
     start = time.perf_counter()
-    selection = select_input(reducer, video, cfg)
+    selection = engine.prepare(reducer, video, model)
     reduce_seconds = time.perf_counter() - start
 
-    tokens_in = selection.keep.size  # attention maps kept per block, and one block's per-head weights and logits
-    saliency_bytes = (cfg.depth + 2 * cfg.num_heads) * tokens_in ** 2 * 4
-    if saliency is not None and saliency_bytes > SALIENCY_BYTES:
-        notes.append(f"saliency was not computed: {tokens_in} tokens would need {saliency_bytes / 2**30:.1f} GiB "
+    tokens_in = selection.keep.size
+    needed = engine.saliency_bytes(cfg.depth, cfg.num_heads, tokens_in)
+    if saliency is not None and needed > SALIENCY_BYTES:
+        notes.append(f"saliency was not computed: {tokens_in} tokens would need {needed / 2**30:.1f} GiB "
                      f"of attention maps (limit {SALIENCY_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size")
         saliency = None
     fusion = saliency.fuse() if saliency else None
     (logits, record), seconds = _run_and_time(
-        dev, timing_runs, lambda trace: run_tokens(model, video[None], selection, reducer, trace=trace, fusion=fusion))
+        dev, timing_runs, lambda trace: engine.run_clip(model, video[None], selection, reducer, trace=trace,
+                                                        fusion=fusion))
 
     tokens = [layer.cells.size for layer in record.layers]
     flops = model_flops(cfg, tokens, mlp_tokens=[block.mlp_tokens for block in record.blocks])
@@ -183,7 +169,7 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     values = _token_values(record, owner, selection, saliency is not None)
     if selection.lengths is not None and model.length_embed is None:
         notes.append("this model has no learned length embedding: run lengths are shown but the model does not use them")
-    meta = _meta(clip, reducer, dev, model_name, timing_runs, notes)
+    meta = _meta(clip, reducer, dev, model_name, timing_runs, notes, values)
     meta["saliency"] = {"fusion": saliency.fusion, "discard": saliency.discard} if saliency else None
     if asked.get("budget"):
         meta["budget"] = {"fraction": asked["budget"], "knob": reducer.budget_knob,
@@ -220,32 +206,38 @@ def _run_and_time(dev: torch.device, timing_runs: int, forward: Callable[[bool],
 
 
 def _meta(clip: Clip, reducer: Reducer, dev: torch.device, model_name: str, timing_runs: int,
-          notes: list[str]) -> dict:
+          notes: list[str], values: dict[str, list[np.ndarray]]) -> dict:
     if clip.padded:
         notes = notes + [f"the video ended early: the last {clip.padded} frames repeat the last decoded frame"]
     return {"reducer": reducer.name, "params": dict(reducer.values), "model": model_name, "device": dev.type,
             "dtype": "bfloat16" if dev.type == "cuda" else "float32", "timing_runs": timing_runs,
-            "source": clip.source, "notes": notes}
+            "source": clip.source, "notes": notes, "values": _value_infos(reducer, values)}
 
 
-def _network_trace(clip: Clip, model: VideoViT, reducer: NetworkReducer, video: torch.Tensor, dev: torch.device, *,
-                   labels: list[str] | None, model_name: str, timing_runs: int) -> Trace:
+def _value_infos(reducer: Reducer, values: dict[str, list[np.ndarray]]) -> dict[str, dict[str, str]]:
+    """What each per-token value of the trace means, from the reducer's declarations and the generic ones."""
+    declared: dict[str, ValueInfo] = {**VALUES, **type(reducer).values}
+    return {name: asdict(declared[name]) for name in values if name in declared}
+
+
+def _network_trace(clip: Clip, model: VideoViT, reducer: Reducer, network: torch.nn.Module, video: torch.Tensor,
+                   dev: torch.device, *, labels: list[str] | None, model_name: str, timing_runs: int) -> Trace:
     """A network of its own (MViT): its token grids tile the clip, so owner maps cells to pooled tokens."""
     cfg = model.cfg
-    network = reducer.build(cfg.num_frames, cfg.img_size, cfg.num_classes).to(dev).eval()
     (logits, record), seconds = _run_and_time(
-        dev, timing_runs, lambda trace: reducer.run(network, video[None]) if trace else (network(video[None]), None))
+        dev, timing_runs, lambda trace: engine.run_network(reducer, network, video[None], trace))
     base = record.grids[0]
     owner, boxes, homes = zip(*(_tiling(base, grid, record.cell) for grid in record.grids))
     owner = np.stack(owner)
     sizes = [cells_per_token(o, len(h)) for o, h in zip(owner, homes)]
+    values = {"cell": list(homes), "size": sizes}
     meta = _meta(clip, reducer, dev, model_name, timing_runs,
-                 [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"])
+                 [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"], values)
     meta |= {"saliency": None, "layer_info": [
         {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
         for grid, kv, info in zip(record.grids, [None, *record.kv_grids], record.info or [{}] * len(record.grids))]}
     return Trace(grid=base, cell=record.cell, owner=owner, tokens_per_layer=[len(h) for h in homes],
-                 values={"cell": list(homes), "size": sizes}, flops=record.flops, dense_flops=_dense_flops(cfg),
+                 values=values, flops=record.flops, dense_flops=_dense_flops(cfg),
                  seconds={"reduce": 0.0, "forward": seconds}, logits=logits[0].float().cpu().numpy(),
                  labels=labels, meta=meta, boxes=list(boxes))
 

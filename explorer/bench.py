@@ -7,7 +7,8 @@ beside the FLOP-ideal one (dense FLOPs / these FLOPs). How a batch runs:
   pre-model (rlt, random,  packed: the kept tokens of all clips in one sequence, block-diagonal
   mask)                    attention (models/packed.py), no padding;
   tubes, mvit              batched: their tokens and networks take a batch as it is;
-  tome, vtm, sta           per clip: `run_tokens` runs one clip, so B runs one after another.
+  tome, vtm, sta, evit     per clip: the engine runs one clip, so B runs one after another.
+The engine decides (models/engine.py `batch_run`); every registered reducer is benchmarked.
 Reducers' own work (RLT's comparison, VTM's motion) happens before the clock starts, as in
 `analyze`. Speed targets are checked here, by printing numbers, never in timed tests.
 """
@@ -24,14 +25,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from explorer.models.packed import attention_backend, forward_packed, pack
+from explorer.models import engine
+from explorer.models.packed import attention_backend
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
-from explorer.models.reducers.base import InModelReducer, InputSelection, NetworkReducer, Reducer, TokenizerReducer
-from explorer.models.token_flow import run_tokens
+from explorer.models.reducers.base import InputSelection, Reducer
 from explorer.models.video_vit import VideoViT, normalize_video
 
-from .analyze import (ModelSpec, analyze, build_model, fit_reducer, model_flops, resolve_device, select_input,
-                      synchronize)
+from .analyze import ModelSpec, analyze, build_model, fit_reducer, model_flops, resolve_device, synchronize
 from .overlays import draw_clip
 from .trace import Trace
 from .video import Clip, load_clip
@@ -53,14 +53,6 @@ class Row:
     peak_mb: float | None  # peak memory while the timed batches ran, over what was in use before
     speedup: float  # measured: this reducer's clips/s over dense's
     ideal: float  # dense FLOPs / these FLOPs
-
-
-@dataclass
-class _Prepared:
-    """One distinct clip's fitted reducer and selection (prepared, for in-model reducers)."""
-
-    reducer: Reducer
-    selection: InputSelection
 
 
 def bench(video: str | Path | None, models: list[str], reducers: list[str], *, batch: int | None = None,
@@ -165,30 +157,15 @@ def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos:
     pre-model reducers, whose counts differ from clip to clip: those come from each clip's selection."""
     reducer = make_reducer(name, **asked)
     tokens, average, gflops = trace.tokens_per_layer[0], float(np.mean(trace.tokens_per_layer)), trace.flops.sum() / 1e9
+    prepared = [_prepare(reducer, video, model) for video in videos]
+    batch = engine.batch_run(model, reducer, batch_videos, [prepared[i] for i in order])
     attention = None
-    if name == "none":
-        run, forward = "batched", lambda: model(batch_videos)
-    elif isinstance(reducer, NetworkReducer):
-        cfg = model.cfg
-        network = reducer.build(cfg.num_frames, cfg.img_size, cfg.num_classes).to(dev).eval()
-        run, forward = "batched", lambda: network(batch_videos)
-    elif isinstance(reducer, TokenizerReducer):
-        tokenizer = _prepare(reducer, videos[0], model).reducer  # its tokens do not depend on the clip
-        run, forward = "batched", lambda: model.forward_head(model.forward_blocks(
-            tokenizer.tokenize(batch_videos, model.cfg.embed_dim)))
-    else:
-        prepared = [_prepare(reducer, video, model) for video in videos]
-        slots = [prepared[i] for i in order]
-        if isinstance(reducer, InModelReducer):
-            run, forward = "per clip", lambda: [run_tokens(model, batch_videos[b:b + 1], p.selection, p.reducer)
-                                                 for b, p in enumerate(slots)]
-        else:
-            selections = [p.selection for p in slots]
-            kept = [s.keep.size for s in selections]
-            tokens = average = float(np.mean(kept))
-            gflops = float(np.mean([model_flops(model.cfg, [k] * (model.cfg.depth + 1)).sum() for k in kept])) / 1e9
-            attention = attention_backend(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
-            run, forward = "packed", lambda: forward_packed(model, pack(model, batch_videos, selections))
+    if batch.selections is not None:  # packed: each clip keeps its own count
+        kept = [s.keep.size for s in batch.selections]
+        tokens = average = float(np.mean(kept))
+        gflops = float(np.mean([model_flops(model.cfg, [k] * (model.cfg.depth + 1)).sum() for k in kept])) / 1e9
+        attention = attention_backend(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    run, forward = batch.how, batch.forward
     seconds, peak = _time_batches(dev, runs, forward)
     clips_per_s = batch_videos.shape[0] / seconds
     return Row(model_name, name, run, attention, float(tokens), average, float(gflops), seconds * 1e3, clips_per_s,
@@ -197,10 +174,10 @@ def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos:
                ideal=dense.gflops / float(gflops) if dense else 1.0)
 
 
-def _prepare(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> _Prepared:
-    """A fresh copy of the reducer fitted to this clip's budget, its selection, and its per-clip preparation."""
+def _prepare(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple[Reducer, InputSelection]:
+    """A fresh copy of the reducer fitted to this clip's budget, and its selection (the clip prepared)."""
     own, _ = fit_reducer(type(reducer)(**reducer.values), video, model)  # a copy: prepare() keeps per-clip state
-    return _Prepared(own, select_input(own, video, model.cfg))
+    return own, engine.prepare(own, video, model)
 
 
 def _warmup(dev: torch.device) -> int:

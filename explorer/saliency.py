@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from explorer.models.reducers import ParameterError
-from explorer.models.token_flow import BlockRecord, HeadFusion
+from explorer.models.engine import BlockRecord, HeadFusion
 
 FUSIONS = ("mean", "max", "min")
 

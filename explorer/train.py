@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import init_weights_vit_timm
 
+from explorer.models.engine import forward_with_key_bias
 from explorer.models.reducers import ParameterError
 from explorer.models.reducers.vtm import VTMSaliency
 from explorer.models.video_vit import VideoViT, VideoViTConfig, normalize_video
@@ -152,15 +153,9 @@ def learning_rate(step: int, settings: TrainSettings) -> float:
 
 
 def forward_with_saliency(model: VideoViT, video: torch.Tensor, saliency: VTMSaliency) -> torch.Tensor:
-    """The ViT with VTM's auxiliary path: each block's attention logits get S = tanh(K u) added."""
-    x = model.embed(video)
-    for index, block in enumerate(model.blocks):
-        attn = block.attn
-        B, N, _ = x.shape
-        qkv = attn.qkv(block.norm1(x)).reshape(B, N, 3, attn.num_heads, attn.head_dim)
-        keys = attn.k_norm(qkv[:, :, 1].transpose(1, 2)).mean(dim=1)  # (B, N, head_dim), as VTM sees them
-        x = block(x, attn_mask=saliency.attention_bias(keys, index))
-    return model.forward_head(model.norm(x))
+    """The ViT with VTM's auxiliary path: each block's attention logits get S = tanh(K u) added, K the block's
+    keys averaged over heads (as VTM sees them), computed with the block's own q and v."""
+    return forward_with_key_bias(model, video, lambda block, keys: saliency.attention_bias(keys, block))
 
 
 @torch.no_grad()

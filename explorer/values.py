@@ -17,9 +17,6 @@ VALUES: dict[str, ValueInfo] = {
     "size": ValueInfo(
         "cluster size", "How many cells (places in the clip) the token stands for. Every token starts with one; "
         "when tokens merge, the new token stands for all their cells.", "count"),
-    "run_length": ValueInfo(
-        "run length", "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
-        "kept and the repeats that barely changed are covered by it.", "count"),
     "rollout": ValueInfo(
         "attention rollout", "How much of the model's output traces back to each cell through the attention of "
         "the blocks after this layer (heads fused, identity added for the residual path, rows renormalized, "
@@ -31,22 +28,6 @@ VALUES: dict[str, ValueInfo] = {
     "attention": ValueInfo(
         "attention received", "How much attention the token receives from the others in the next block, per cell "
         "it stands for, relative to uniform (1 = average). There is no next block after the last layer.", "heat"),
-    "vtm_saliency": ValueInfo(
-        "VTM saliency", "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
-        "targets are drawn with probability softmax(saliency). Here u is untrained (random from the seed) unless a "
-        "trained one is given, so the map shows what the mechanism does, not what it learns. Shown on the tokens "
-        "entering each merging block.", "heat"),
-    "vtm_target": ValueInfo(
-        "VTM targets", "1 where the token was chosen as a target at a merging block (it keeps its own detail and "
-        "others merge into it), 0 where it was a source. Shown on the tokens entering each merging block.",
-        "heat"),
-    "motion": ValueInfo(
-        "motion", "How much the content at the token's cell moves, measured from the pixels (optical flow in "
-        "pixels per frame, or frame difference in grey levels); 0 is still. VTM draws its targets by it.", "heat"),
-    "sta_score": ValueInfo(
-        "STA score", "STA's score of each token where it prunes: accumulated temporal redundancy times (1 - "
-        "activation). The tokens with the highest score are pruned; in the first group STA visits, the score is "
-        "the best similarity to a partner instead.", "heat"),
 }
 
 

@@ -18,13 +18,27 @@ class Reduction:
 
     new_index: (B, N) long: the new token each current token goes into; -1 drops it.
     keeper: (B, M) long: for each new token, the current token whose place (cell) it keeps.
-    mode: how tokens going into one new token combine: "weighted" by their sizes (ToMe)
-          or "mean", a plain average (VTM). A token going in alone keeps its value (up to rounding).
+    mode: how tokens going into one new token combine: "weighted" by their sizes (ToMe),
+          "mean", a plain average (VTM), or "sum", the sum weighted by `weight` (EViT's fused
+          token: the inattentive tokens weighted by the attention they receive). A token going in
+          alone keeps its value (up to rounding) under "weighted" and "mean".
+    weight: (B, N) float, the weights of "sum".
     """
 
     new_index: torch.Tensor
     keeper: torch.Tensor
     mode: str = "weighted"
+    weight: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("weighted", "mean", "sum") or (self.mode == "sum") != (self.weight is not None):
+            raise ValueError(f"a reduction combines by 'weighted', 'mean' or 'sum' (with weights), got {self.mode!r}")
+
+    def weights(self, size: torch.Tensor) -> torch.Tensor:
+        """(B, N) the weight each current token goes into its new token with, given the current sizes."""
+        if self.mode == "weighted":
+            return size
+        return self.weight if self.mode == "sum" else torch.ones_like(size)
 
 
 def match_to_targets(metric: torch.Tensor, is_target: torch.Tensor, r: int, mode: str = "weighted") -> Reduction:
@@ -65,14 +79,17 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int) -> Reduction:
 
 
 def merge_tokens(reduction: Reduction, x: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply a reduction to tokens (B, N, D) and their sizes (B, N): weighted or plain average; sizes add."""
+    """Apply a reduction to tokens (B, N, D) and their sizes (B, N): an average (weighted or plain) or a
+    weighted sum; sizes add."""
     new_index, M = reduction.new_index, reduction.keeper.shape[1]
     slot = torch.where(new_index < 0, M, new_index)  # dropped tokens go to a spare slot, cut off below
-    weight = size if reduction.mode == "weighted" else torch.ones_like(size)
+    weight = reduction.weights(size).to(size.dtype)
     B, _, D = x.shape
     total = x.new_zeros(B, M + 1, D).scatter_add_(1, slot[..., None].expand(-1, -1, D), x * weight[..., None].to(x.dtype))
-    norm = weight.new_zeros(B, M + 1).scatter_add_(1, slot, weight)
     new_size = size.new_zeros(B, M + 1).scatter_add_(1, slot, size)
+    if reduction.mode == "sum":
+        return total[:, :M], new_size[:, :M]
+    norm = weight.new_zeros(B, M + 1).scatter_add_(1, slot, weight)
     return total[:, :M] / norm[:, :M, None].to(x.dtype), new_size[:, :M]
 
 

@@ -6,12 +6,11 @@ clip. Clip i holds rows cu_seqlens[i] .. cu_seqlens[i+1] of the pack. Each kept 
 the position embedding of its own index (and the learned run-length embedding, if the
 model has one); each clip is mean-pooled over its own tokens.
 
-The blocks are timm's, run piece by piece with their own modules so that the math is
+The blocks run in the engine's loop (models/engine.py `forward_packed`), so that the math is
 `Block.forward`'s; only the attention over the pack differs. Which attention runs is decided
 in `attention_backend` alone: torch's variable-length kernel (`varlen_attn`, Flash or
 cuDNN) on CUDA in half precision, else exact scaled-dot-product attention segment by
-segment. Neither pads, and neither builds a mask over the whole pack. Inference only:
-timm's drop-path would act on the pack, not on each clip.
+segment. Neither pads, and neither builds a mask over the whole pack.
 """
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.layers import Attention
 
 from .reducers.base import InputSelection
 from .video_vit import VideoViT
@@ -98,23 +96,3 @@ def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
                                           scale=scale).transpose(0, 1)
            for a, b in zip(bounds[:-1], bounds[1:])]
     return torch.cat(out)
-
-
-def forward_packed(model: VideoViT, packed: Packed) -> torch.Tensor:
-    """Logits (B, classes): the model's blocks on the pack, then per-clip mean pooling and the head."""
-    x = packed.tokens
-    for block in model.blocks:
-        x = x + block.drop_path1(block.ls1(_attention(block.attn, block.norm1(x), packed)))
-        x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
-    x = model.norm(x)
-    pooled = torch.stack([segment.mean(dim=0) for segment in x.split(packed.lengths)])
-    return model.head(model.fc_norm(pooled))
-
-
-def _attention(attn: Attention, x: torch.Tensor, packed: Packed) -> torch.Tensor:
-    """timm's Attention.forward on (total, D), its SDPA replaced by block-diagonal attention."""
-    qkv = attn.qkv(x).reshape(x.shape[0], 3, attn.num_heads, attn.head_dim)
-    q, k, v = qkv.unbind(1)
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    out = packed_attention(q, k, v, packed.cu_seqlens, packed.max_len, scale=attn.scale)
-    return attn.proj_drop(attn.proj(attn.norm(out.reshape(x.shape[0], attn.attn_dim))))

@@ -8,7 +8,9 @@ The forward is split so that token reducers can act on the sequence:
     x = model.forward_blocks(tokens)    # the transformer
     logits = model.forward_head(x)      # pool and classify
 
-With `keep=None` every token enters and the model is the dense VideoMAE ViT.
+With `keep=None` every token enters and the model is the dense VideoMAE ViT. The blocks are
+timm's own, unchanged; a reducer acting between blocks, and anything a run records of the
+attention, goes through models/engine.py, which runs the same blocks in two halves.
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Attention
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -71,45 +72,6 @@ def sincos_table(num_positions: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
-class InspectableAttention(Attention):
-    """timm's Attention that can also hand back what fused kernels hide.
-
-    `keep_keys` keeps the keys averaged over heads (`last_keys`, ToMe's merge metric);
-    `record` also computes the attention weights explicitly (`last_weights`, for saliency).
-    Either way the output is computed exactly as timm computes it, so recording never
-    changes the result. Both are off by default.
-    """
-
-    keep_keys: bool = False
-    record: bool = False
-    last_weights: torch.Tensor | None = None
-    last_keys: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        if not (self.record or self.keep_keys):
-            return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
-        B, N, _ = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if attn_mask is not None and attn_mask.is_floating_point():
-            attn_mask = attn_mask.to(q.dtype)  # under autocast q is bf16; a float mask must match it
-        self.last_keys = k.mean(dim=1)
-        if self.record:
-            logits = (q * self.scale) @ k.transpose(-2, -1)
-            if attn_mask is not None:
-                logits = logits + attn_mask
-            self.last_weights = logits.float().softmax(dim=-1)
-        if self.fused_attn:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                                 dropout_p=self.attn_drop.p if self.training else 0.0)
-        else:
-            logits = (q * self.scale) @ k.transpose(-2, -1)
-            out = (logits if attn_mask is None else logits + attn_mask).softmax(dim=-1) @ v
-        out = out.transpose(1, 2).reshape(B, N, self.attn_dim)
-        return self.proj_drop(self.proj(self.norm(out)))
-
-
 class VideoViT(nn.Module):
     def __init__(self, cfg: VideoViTConfig):
         super().__init__()
@@ -123,7 +85,7 @@ class VideoViT(nn.Module):
         self.length_embed = nn.Embedding(t, D) if cfg.length_embed else None
         self.blocks = nn.ModuleList(
             Block(D, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=True,
-                  norm_layer=partial(nn.LayerNorm, eps=cfg.norm_eps), attn_layer=InspectableAttention)
+                  norm_layer=partial(nn.LayerNorm, eps=cfg.norm_eps))
             for _ in range(cfg.depth)
         )
         self.norm = nn.Identity() if cfg.fc_norm else nn.LayerNorm(D, eps=cfg.norm_eps)

@@ -7,7 +7,7 @@ import torch
 
 from explorer.analyze import analyze
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
-from explorer.models.reducers.budget import fit_budget, layer_tokens
+from explorer.models.reducers.budget import fit_budget
 from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip, moving_square_frames
 
@@ -31,7 +31,7 @@ def test_every_reducer_but_dense_and_mvit_takes_a_budget():
 @pytest.mark.parametrize("budget", [0.5, 0.8])
 def test_a_budget_fixes_the_average_tokens_per_layer(video, name, budget):
     fitted = fit_budget(make_reducer(name, budget=budget), video, GRID, 2, 16, DEPTH)
-    average = np.mean(layer_tokens(fitted, video, GRID, 2, 16, DEPTH))
+    average = np.mean(fitted.layer_tokens(video, GRID, 2, 16, DEPTH))
     # STA's r moves 8 groups x 3 stages at a time; tube strides are whole numbers, so counts jump
     tolerance = {"sta": 0.02, "tubes": 0.07}.get(name, 0.01)
     assert abs(average / 1568 - budget) < tolerance, (name, fitted.values)

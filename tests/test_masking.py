@@ -6,7 +6,7 @@ import torch
 
 from explorer.analyze import analyze
 from explorer.models.reducers.base import ParameterError
-from explorer.models.reducers.masking import Masking
+from explorer.models.reducers.mask import Masking
 from explorer.models.video_vit import SIZES, VideoViT
 from tests.clips import make_clip
 

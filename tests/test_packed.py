@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.models.packed import PER_SEGMENT, VARLEN, attention_backend, forward_packed, pack, packed_attention
+from explorer.models.engine import forward_packed, run_clip
+from explorer.models.packed import PER_SEGMENT, VARLEN, attention_backend, pack, packed_attention
 from explorer.models.reducers import make_reducer
 from explorer.models.reducers.base import selection_from_mask
-from explorer.models.token_flow import run_tokens
 from explorer.models.video_vit import VideoViT, VideoViTConfig
 
 
@@ -36,7 +36,7 @@ def test_a_packed_batch_gives_each_clip_its_own_logits(name, length_embed):
     if name != "mask":
         assert len({s.keep.size for s in selections}) == 3  # three different lengths in one pack
     with torch.inference_mode():
-        alone = torch.cat([run_tokens(model, clip[None], s, reducer)[0] for clip, s in zip(clips, selections)])
+        alone = torch.cat([run_clip(model, clip[None], s, reducer)[0] for clip, s in zip(clips, selections)])
         packed = pack(model, list(clips), selections)
         logits = forward_packed(model, packed)
     assert packed.tokens.shape == (sum(s.keep.size for s in selections), 64)

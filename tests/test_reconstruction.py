@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 from explorer.reconstruction import reconstruct
-from explorer.models.reducers.masking import Masking
+from explorer.models.reducers.mask import Masking
 from explorer.models.video_vit import VideoViT, VideoViTConfig
 from explorer.models.videomae_decoder import DecoderConfig, VideoMAEDecoder
 from explorer.models.weights import load_decoder, load_model
@@ -200,7 +200,7 @@ VIEW_SCRIPT = """
 import streamlit as st
 from explorer.analyze import analyze
 from explorer.ui.reconstruction import reconstruction_view
-from explorer.models.reducers.masking import Masking
+from explorer.models.reducers.mask import Masking
 from tests.test_reconstruction import small_pair, textured_clip
 
 model, decoder = small_pair()

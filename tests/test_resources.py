@@ -31,7 +31,7 @@ def test_out_of_memory_on_the_cpu_is_a_clear_message(setup, monkeypatch, message
     def failing(*args, **kwargs):
         raise RuntimeError(message)
 
-    monkeypatch.setattr(analysis, "run_tokens", failing)
+    monkeypatch.setattr(analysis.engine, "run_clip", failing)
     with pytest.raises(expected, match=match):
         analyze(*setup, make_reducer("rlt"), device="cpu")
 

@@ -4,12 +4,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from timm.layers import Attention
 
 from explorer.analyze import analyze
 from explorer.models.merge import bipartite_soft_matching, match_to_targets, merge_tokens
 from explorer.models.reducers import ParameterError, make_reducer
 from explorer.models.reducers.tome import parse_r
-from explorer.models.video_vit import SIZES, InspectableAttention, VideoViT, normalize_video
+from explorer.models.engine import attend
+from explorer.models.video_vit import SIZES, VideoViT, normalize_video
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=4, num_classes=5, num_frames=8, img_size=112)
@@ -112,15 +114,15 @@ def test_flops_count_the_mlp_after_the_merge(merged_trace):
 
 def test_proportional_attention_of_a_merged_token_equals_attention_over_its_copies():
     torch.manual_seed(0)
-    attn = InspectableAttention(16, num_heads=2, qkv_bias=True).eval()
+    attn = Attention(16, num_heads=2, qkv_bias=True).eval()
     a, b, c = torch.randn(3, 16)
     copies = torch.stack([a, b, c, c, c])[None]
     merged = torch.stack([a, b, c])[None]
     bias = torch.log(torch.tensor([1.0, 1.0, 3.0]))[None, None, None, :]
     with torch.inference_mode():
         plain = attn(copies)
-        attn.keep_keys = True  # the path the model takes with a reducer: the same output as timm's
-        proportional = attn(merged, attn_mask=bias)
+        # the path the model takes with a reducer (keys asked for): the same output as timm's
+        proportional = attend(attn, merged, mask=bias, keys=True).out
     torch.testing.assert_close(proportional, plain[:, :3], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(plain[:, 3], plain[:, 2])
 

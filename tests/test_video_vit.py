@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.trace import Trace
+from explorer.models import engine
 from explorer.models.video_vit import SIZES, VideoViT, sincos_table
+from explorer.trace import Trace
 
 CFG = replace(SIZES["tiny"], depth=2, num_classes=4, num_frames=4, img_size=32)
 
@@ -31,18 +32,31 @@ def test_embedding_a_subset_equals_the_conv_then_gather(model):
     torch.testing.assert_close(model.embed(video, keep), torch.stack([full[0, keep[0]], full[1, keep[1]]]))
 
 
+class Recorder(engine.BlockHooks):
+    """Asks every block for its keys and weights and keeps what the run returns (not the model)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def asks(self, index):
+        return {"keys": True, "weights": True}
+
+    def after_block(self, index, x, attended):
+        self.seen.append(attended)
+        return x
+
+
 def test_recorded_attention_gives_exactly_the_fused_output_and_rows_summing_to_one(model):
     video = torch.randn(1, 3, 4, 32, 32)
+    recorder = Recorder()
     with torch.inference_mode():
         fused = model(video)
-        for block in model.blocks:
-            block.attn.record = True
-        recorded = model(video)
+        recorded = model.forward_head(model.norm(engine.run_blocks(model.blocks, model.embed(video), recorder)))
     assert torch.equal(recorded, fused)  # recording computes the weights beside timm's own path
-    weights = model.blocks[1].attn.last_weights
+    weights = recorder.seen[1].weights
     assert weights.shape == (1, CFG.num_heads, 8, 8)
     torch.testing.assert_close(weights.sum(-1), torch.ones(1, CFG.num_heads, 8))
-    assert model.blocks[1].attn.last_keys.shape == (1, 8, CFG.embed_dim // CFG.num_heads)
+    assert recorder.seen[1].keys.shape == (1, 8, CFG.embed_dim // CFG.num_heads)
 
 
 def test_resize_input_rebuilds_the_positions(model):

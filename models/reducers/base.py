@@ -1,11 +1,21 @@
-"""What every token reducer shares: declared parameters, what it returns, a token budget.
+"""What every token reducer shares: declared parameters and values, hooks, what it returns.
 
-A reducer may act before the blocks (RLT, random drop, masking): it looks at the
-normalized clip and returns an `InputSelection`, which tubelets enter the model and
-which entering token stands for every cell of the T' x H' x W' grid. It may also act
-inside the model (ToMe, VTM, STA): `InModelReducer.step` sees the tokens at one point of
-a block and returns a `Reduction`, how the current tokens map to fewer ones. The
-explorer turns both into a trace; views never see the reducer itself.
+A reducer is one file in this folder that registers itself: the file's name is the
+reducer's `name`, and defining the class is enough (`Reducer.__init_subclass__`). It
+declares its typed parameters once (`params`: the sidebar, CLI, links, bench, accuracy and
+comparisons read them) and the per-token values it records (`values`: label, explanation,
+count or heat). It implements only the hooks it needs:
+
+  choose input tokens     `select` (RLT, random drop, masking): which tubelets enter, and
+                          which entering token stands for every cell of the T' x H' x W' grid;
+  act between blocks      subclass `InModelReducer` and implement `step` (ToMe, VTM, STA,
+                          EViT): it sees the tokens at one point of a block and returns a
+                          `Reduction`, how the current tokens map to fewer ones;
+  replace the tokenizer   subclass `TokenizerReducer` (TubeViT's sparse tubes);
+  be a network of its own subclass `NetworkReducer` (MViT).
+
+The engine (models/engine.py) runs whichever it is and fills a trace; views never see the
+reducer itself, and no other code tells the kinds apart.
 """
 from __future__ import annotations
 
@@ -15,7 +25,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from explorer.trace import ValueInfo
+
 from ..merge import Reduction  # noqa: F401  (re-exported: reducers return it)
+
+REGISTRY: dict[str, type["Reducer"]] = {}  # filled as reducer modules are imported (see __init__.py)
 
 
 class ParameterError(ValueError):
@@ -86,15 +100,32 @@ class InputSelection:
 
 
 class Reducer:
-    """Base class: subclasses declare `name`, `title`, `explanation`, `params` and `select`."""
+    """Base class: a subclass declares `name`, `title`, `explanation`, `params`, `values` and its hooks.
+
+    The base is a pre-model reducer that lets every tubelet in (dense).
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
     explanation: ClassVar[str]  # markdown shown beside the view
     departures: ClassVar[str] = ""  # where the explorer departs from the paper, said in UI and docs
     params: ClassVar[tuple[Param, ...]] = ()
+    values: ClassVar[dict[str, ValueInfo]] = {}  # per-token values it records: what each means
     budget_knob: ClassVar[str | None] = None  # the parameter solved for when a token budget is asked (budget.py)
     budget_fixed: ClassVar[dict[str, Any]] = {}  # other parameters the knob only works with
+    variants: ClassVar[tuple[str, ...]] = ()  # other settings compared by default ("targets=learnable")
+    runs_on_tubelets: ClassVar[bool] = True  # False: its tokens or network need weights trained for them
+    replaces_network: ClassVar[bool] = False  # True: it is a network of its own; "dense" is still the ViT
+
+    def __init_subclass__(cls, **kwargs: Any):
+        """Register a class that names itself; its module's file must carry the same name."""
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            return
+        module = cls.__module__.rsplit(".", 1)[-1]
+        if module != cls.name:
+            raise TypeError(f"reducer {cls.name!r} must live in a file named {cls.name}.py, not {module}.py")
+        REGISTRY[cls.name] = cls
 
     def __init__(self, **values: Any):
         known = {p.name: p for p in self.params}
@@ -109,8 +140,17 @@ class Reducer:
         return f"{self.name}({args})"
 
     def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
-        """video: (3, T, H, W) ImageNet-normalized float; grid: (T', H', W')."""
-        raise NotImplementedError
+        """video: (3, T, H, W) ImageNet-normalized float; grid: (T', H', W'). Every tubelet by default."""
+        return selection_from_mask(np.ones(grid, dtype=bool))
+
+    def layer_tokens(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
+                     depth: int) -> list[int]:
+        """Tokens at each layer (depth + 1 entries) this reducer gives for the clip, without running the model."""
+        return [int(self.select(video, grid, tubelet, patch).keep.size)] * (depth + 1)
+
+    def mlp_tokens(self, counts: list[int]) -> list[int]:
+        """Tokens each block's MLP runs on, from the tokens at each layer: the block's input by default."""
+        return counts[:-1]
 
     def attach(self, model: torch.nn.Module) -> list[str]:
         """Take what was trained for this reducer with the model (VTM's saliency); notes saying so. None by default."""
@@ -143,29 +183,35 @@ class BlockContext:
     depth: int
     grid: tuple[int, int, int]
     x: torch.Tensor  # (B, N, D) the tokens at this point
-    keys: torch.Tensor  # (B, N, head_dim) this block's attention keys, averaged over heads
+    keys: torch.Tensor | None  # (B, N, head_dim) this block's attention keys, averaged over heads ("keys" needed)
     size: torch.Tensor  # (B, N) float: how many input tokens each token stands for (merges add up)
     cells: torch.Tensor  # (B, N) long: flat (t, h, w) index of the cell each token keeps
+    received: torch.Tensor | None = None  # (B, N) attention each token receives, mean over heads and queries
 
 
 class InModelReducer(Reducer):
     """A reducer that shortens the sequence inside the network (merging or pruning).
 
-    Every tubelet enters the model; then in each block `step` may return a Reduction. It
-    is called between the block's attention and its MLP (stage "mid", as ToMe) or after
-    the block (stage "end"). Values it returns, (B, N) tensors for the tokens it saw,
-    become per-token values of the trace at the layer those tokens entered the block.
+    Every tubelet enters the model; then in each block where `acts_at` holds, `step` may
+    return a Reduction. It is called between the block's attention and its MLP (stage "mid",
+    as ToMe) or after the block (stage "end"). `needs` says what the step reads of the block's
+    attention: "keys" (averaged over heads, the merge metric) and/or "attention" (the
+    attention each token receives; costs the explicit attention weights). Values it
+    returns, (B, N) tensors for the tokens it saw, become per-token values of the trace at
+    the layer those tokens entered the block.
     """
 
     stage: ClassVar[str] = "mid"
+    needs: ClassVar[frozenset[str]] = frozenset({"keys"})
+
+    def acts_at(self, block: int, depth: int) -> bool:
+        """Whether `step` may act in this block (0-based) of `depth`; every block by default."""
+        return True
 
     @property
     def proportional_attention(self) -> bool:
         """Add log(size) to the attention logits, so a merged token is attended as its copies would be."""
         return False
-
-    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
-        return selection_from_mask(np.ones(grid, dtype=bool))
 
     def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
         """Called once per clip before the blocks run (e.g. to measure motion); nothing by default."""
@@ -177,6 +223,13 @@ class InModelReducer(Reducer):
         """Tokens after each layer (depth + 1 entries, [0] = input) for `tokens` input tokens, without running."""
         raise NotImplementedError
 
+    def layer_tokens(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
+                     depth: int) -> list[int]:
+        return self.token_counts(int(np.prod(grid)), grid, depth)
+
+    def mlp_tokens(self, counts: list[int]) -> list[int]:
+        return counts[1:] if self.stage == "mid" else counts[:-1]  # a merge inside the block shortens its MLP
+
 
 class TokenizerReducer(Reducer):
     """A reducer that makes its own tokens in place of the model's tubelets (TubeViT's sparse tubes).
@@ -185,6 +238,8 @@ class TokenizerReducer(Reducer):
     own: the trace keeps each token's box, the owner map stays empty (-1), and the "cell"
     of a token is the cell holding its box's centre. The tokens go through the model's blocks.
     """
+
+    runs_on_tubelets = False
 
     def boxes(self, size: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(N, 6) [t0, t1, y0, y1, x0, x1) boxes for a clip of size (T, H, W), and per-token values."""
@@ -225,6 +280,9 @@ class NetworkRecord:
 class NetworkReducer(Reducer):
     """A different network altogether (MViT's pooling attention): it replaces the chosen ViT."""
 
+    runs_on_tubelets = False
+    replaces_network = True
+
     def build(self, num_frames: int, img_size: int, num_classes: int) -> torch.nn.Module:
         """The network, seeded, for clips of num_frames x img_size^2."""
         raise NotImplementedError
@@ -232,6 +290,3 @@ class NetworkReducer(Reducer):
     def run(self, network: torch.nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:
         """Logits (B, classes) for a normalized clip (B, 3, T, H, W) and what each layer did."""
         raise NotImplementedError
-
-    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
-        return selection_from_mask(np.ones(grid, dtype=bool))

@@ -12,17 +12,9 @@ import functools
 import numpy as np
 import torch
 
-from .base import InModelReducer, ParameterError, Reducer
+from .base import ParameterError, Reducer
 
 SEARCH_STEPS = 40
-
-
-def layer_tokens(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
-                 depth: int) -> list[int]:
-    """Tokens at each layer (depth + 1 entries) the reducer will give for this clip, without running the model."""
-    if isinstance(reducer, InModelReducer):
-        return reducer.token_counts(int(np.prod(grid)), grid, depth)
-    return [int(reducer.select(video, grid, tubelet, patch).keep.size)] * (depth + 1)
 
 
 def fit_budget(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
@@ -43,7 +35,7 @@ def fit_budget(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int]
 
     @functools.cache  # the final pick asks again for values the search already measured
     def average(value: float) -> float:
-        return float(np.mean(layer_tokens(with_knob(value), video, grid, tubelet, patch, depth)))
+        return float(np.mean(with_knob(value).layer_tokens(video, grid, tubelet, patch, depth)))
 
     low, high = float(param.low), float(param.high)
     if param.kind is int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from explorer.trace import ValueInfo
+
 from .base import BUDGET, InputSelection, Param, Reducer, selection_from_mask
 
 
@@ -65,6 +67,12 @@ class RLT(Reducer):
                           "in ImageNet-normalized units, exceeds tau.", low=0.0, high=2.0, step=0.01),
         BUDGET,
     )
+    values = {
+        "run_length": ValueInfo(
+            "run length", "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
+            "kept and the repeats that barely changed are covered by it.", "count"
+        ),
+    }
     budget_knob = "tau"
 
     def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:

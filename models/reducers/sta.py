@@ -17,6 +17,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from explorer.trace import ValueInfo
+
 from .base import BUDGET, BlockContext, InModelReducer, Param, Reduction
 
 REFERENCE_CELLS = 14 * 14  # r is given for the paper's 14 x 14 grid (224 px, 16 px patches)
@@ -111,6 +113,13 @@ class STA(InModelReducer):
               low=0, high=REFERENCE_CELLS // 2, step=1),
         BUDGET,
     )
+    values = {
+        "sta_score": ValueInfo(
+            "STA score", "STA's score of each token where it prunes: accumulated temporal redundancy times (1 - "
+            "activation). The tokens with the highest score are pruned; in the first group STA visits, the score is "
+            "the best similarity to a partner instead.", "heat"
+        ),
+    }
 
     def drop_per_group(self, cells: int) -> int:
         return round(self.values["r"] * cells / REFERENCE_CELLS)
@@ -130,6 +139,9 @@ class STA(InModelReducer):
                 groups = [n - group_drop(n, r) for n in merged]
             counts.append(sum(groups))
         return counts
+
+    def acts_at(self, block: int, depth: int) -> bool:
+        return block in stage_blocks(depth)
 
     def step(self, ctx: BlockContext) -> tuple[Reduction | None, dict[str, torch.Tensor]]:
         stage = stage_blocks(ctx.depth).get(ctx.block)

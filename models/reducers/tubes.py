@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from ..tubevit import DEFAULT_TUBES, TUBE_FORMAT, Tube, TubeTokenizer, format_tubes, parse_tubes, token_boxes
+from explorer.trace import ValueInfo
+
 from .base import BUDGET, Param, ParameterError, TokenizerReducer
 
 
@@ -36,6 +38,8 @@ class SparseTubes(TokenizerReducer):
         Param("seed", 0, "Seed of the untrained tube kernels.", low=0, high=2**31 - 1, step=1),
         BUDGET,
     )
+    values = {"tube": ValueInfo("tube", "Which tube made the token: 0 for the first line of the tubes table, 1 for "
+                                        "the second, and so on.", "count")}
     budget_knob = "stride_scale"
 
     def __init__(self, **values: Any):

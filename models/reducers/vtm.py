@@ -24,6 +24,8 @@ from torch import nn
 
 from ..merge import match_to_targets
 from ..motion import SOURCES, cell_motion
+from explorer.trace import ValueInfo
+
 from .base import BUDGET, BlockContext, InModelReducer, Param, Reduction
 
 TARGETS = ("naive", "region", "boundary", "motion", "learnable")
@@ -128,7 +130,25 @@ class VTM(InModelReducer):
               low=0, high=2**31 - 1, step=1),
         BUDGET,
     )
+    values = {
+        "vtm_saliency": ValueInfo(
+            "VTM saliency", "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
+            "targets are drawn with probability softmax(saliency). Here u is untrained (random from the seed) unless a "
+            "trained one is given, so the map shows what the mechanism does, not what it learns. Shown on the tokens "
+            "entering each merging block.", "heat"
+        ),
+        "vtm_target": ValueInfo(
+            "VTM targets", "1 where the token was chosen as a target at a merging block (it keeps its own detail and "
+            "others merge into it), 0 where it was a source. Shown on the tokens entering each merging block.",
+            "heat"
+        ),
+        "motion": ValueInfo(
+            "motion", "How much the content at the token's cell moves, measured from the pixels (optical flow in "
+            "pixels per frame, or frame difference in grey levels); 0 is still. VTM draws its targets by it.", "heat"
+        ),
+    }
     budget_knob: ClassVar[str] = "merge_fraction"
+    variants = ("targets=learnable",)
 
     def __init__(self, **values: Any):
         super().__init__(**values)
@@ -160,8 +180,11 @@ class VTM(InModelReducer):
         targets = -(-tokens // self.values["gamma"])
         return targets, round(self.values["merge_fraction"] * (tokens - targets))
 
+    def acts_at(self, block: int, depth: int) -> bool:
+        return block in self.merge_blocks(depth)
+
     def step(self, ctx: BlockContext) -> tuple[Reduction | None, dict[str, torch.Tensor]]:
-        if ctx.block not in self.merge_blocks(ctx.depth):
+        if not self.acts_at(ctx.block, ctx.depth):
             return None, {}
         count, r = self.plan(ctx.cells.shape[1])
         order = ctx.cells.argsort(dim=1)  # tokens in cell order: targets follow places, not positions

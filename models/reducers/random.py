@@ -1,4 +1,4 @@
-"""Reference points for other reducers: every token (dense) and random dropping."""
+"""Random token dropping at RLT's count: the content-blind baseline for pre-model reducers."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,15 +6,6 @@ import torch
 
 from .base import BUDGET, InputSelection, Param, Reducer, selection_from_mask
 from .rlt import rlt_mask, tubelet_distances
-
-
-class Dense(Reducer):
-    name = "none"
-    title = "None (dense)"
-    explanation = "Every tubelet of the clip becomes a token and every token goes through every block."
-
-    def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
-        return selection_from_mask(np.ones(grid, dtype=bool))
 
 
 class RandomDrop(Reducer):
