@@ -1,5 +1,9 @@
 """What the per-token values of a trace mean, and which of them a trace has (no Streamlit).
 
+A reducer declares the values it records (its `values`); analyze() writes those declarations
+into the trace (meta["values"]), so that the views learn them from the trace alone. VALUES
+holds the values every trace may have, whatever the reducer.
+
 A value is either a count (an integer such as a cluster size: discrete legend) or a heat
 value (a float such as attention: continuous colour bar). "cell" is an index, neither.
 """
@@ -31,8 +35,12 @@ VALUES: dict[str, ValueInfo] = {
 }
 
 
-def describe(name: str, integer: bool = False) -> ValueInfo:
-    """The table's entry, or a generic one: unknown integers are counts, anything else is heat."""
+def describe(name: str, integer: bool = False, trace: Trace | None = None) -> ValueInfo:
+    """What the value means: as the trace says (its reducer declared it), else the generic table's entry, else a
+    generic one: unknown integers are counts, anything else is heat."""
+    declared = trace.meta.get("values", {}).get(name) if trace is not None else None
+    if isinstance(declared, dict) and set(declared) == {"label", "explanation", "kind"}:
+        return ValueInfo(**declared)
     if name in VALUES:
         return VALUES[name]
     label = name.replace("_", " ")
@@ -44,7 +52,7 @@ def describe(name: str, integer: bool = False) -> ValueInfo:
 
 def kind(trace: Trace, name: str) -> str:
     integer = np.issubdtype(trace.values[name][0].dtype, np.integer)
-    return describe(name, integer).kind
+    return describe(name, integer, trace).kind
 
 
 def heat_values(trace: Trace) -> list[str]:

@@ -109,6 +109,9 @@ class Reducer:
     title: ClassVar[str]
     explanation: ClassVar[str]  # markdown shown beside the view
     departures: ClassVar[str] = ""  # where the explorer departs from the paper, said in UI and docs
+    paper: ClassVar[str] = ""  # authors, venue and year, for the README's table
+    acts: ClassVar[str] = ""  # where in the network it acts, in a few words
+    shows: ClassVar[str] = ""  # what the views show of it, in a few words
     params: ClassVar[tuple[Param, ...]] = ()
     values: ClassVar[dict[str, ValueInfo]] = {}  # per-token values it records: what each means
     budget_knob: ClassVar[str | None] = None  # the parameter solved for when a token budget is asked (budget.py)

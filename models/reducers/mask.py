@@ -39,6 +39,9 @@ def random_mask(grid: tuple[int, int, int], mask_ratio: float, rng: np.random.Ge
 class Masking(Reducer):
     name = "mask"
     title = "VideoMAE masking"
+    paper = "Tong et al., NeurIPS 2022; random masking as the baseline"
+    acts = "before the first block"
+    shows = "hidden cells grey, visible ones outlined; the reconstruction with a pre-training checkpoint"
     explanation = (
         "VideoMAE pre-trains a video ViT by hiding most of the clip and asking a small decoder to "
         "paint the hidden patches back. With **tube** masking one random set of places on the "

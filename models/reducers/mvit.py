@@ -12,6 +12,9 @@ from .base import NetworkReducer, NetworkRecord, Param, ParameterError
 class MViTPooling(NetworkReducer):
     name = "mvit"
     title = "MViT: pooling attention"
+    paper = "Fan et al., ICCV 2021; B 16x4 or a small variant"
+    acts = "a network of its own"
+    shows = "the pooled query grid per layer (a token's footprint grows 4 → 32 px), key/value grids, tokens and FLOPs per block"
     explanation = (
         "MViT is not a reducer added to a ViT but a network of its own, built to shrink its sequence. A small "
         "Conv3d (3 x 7 x 7, stride 2 x 4 x 4) first cuts the clip into many fine tokens (8 x 56 x 56 for "

@@ -11,6 +11,8 @@ from .rlt import rlt_mask, tubelet_distances
 class RandomDrop(Reducer):
     name = "random"
     title = "Random drop (baseline)"
+    acts = "before the first block"
+    shows = "the same number of tokens as RLT, chosen blind to content; dropped cells grey"
     explanation = (
         "Drops tokens uniformly at random, blind to content: the baseline that shows what RLT's "
         "choice is worth. By default it keeps exactly as many tokens as RLT would at the same tau, "

@@ -48,6 +48,9 @@ def rlt_mask(distances: np.ndarray, tau: float) -> np.ndarray:
 class RLT(Reducer):
     name = "rlt"
     title = "RLT: run-length tokenization"
+    paper = "Choudhury et al., NeurIPS 2024"
+    acts = "before the first block"
+    shows = "kept tubelets outlined, repeated ones dimmed, each kept token tinted by its run length"
     explanation = (
         "RLT drops a tubelet (2 frames x 16 x 16 px) when it repeats the previous one: the last "
         "frame of each tubelet is compared with the first frame of the tubelet before it, and the "

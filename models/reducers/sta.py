@@ -74,6 +74,9 @@ def min_max(values: torch.Tensor) -> torch.Tensor:
 class STA(InModelReducer):
     name = "sta"
     title = "STA: semantic-aware temporal accumulation"
+    paper = "Ding et al., ICCV 2023"
+    acts = "after blocks 0, depth/3, 2·depth/3"
+    shows = "pruned cells faded; the STA score as a heatmap"
     stage = "end"
     budget_knob: ClassVar[str] = "r"
     explanation = (

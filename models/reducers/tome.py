@@ -40,6 +40,9 @@ def _ints(text: str) -> list[int]:
 class ToMe(InModelReducer):
     name = "tome"
     title = "ToMe: token merging"
+    paper = "Bolya et al., ICLR 2023"
+    acts = "every block, between attention and MLP"
+    shows = "merge clusters growing with depth, across space and time"
     explanation = (
         "In every block, between attention and the MLP, ToMe merges the **r** most redundant tokens. "
         "It splits the sequence into two alternating sets A and B; each A token finds its most similar B "

@@ -16,6 +16,9 @@ from .base import BUDGET, Param, ParameterError, TokenizerReducer
 class SparseTubes(TokenizerReducer):
     name = "tubes"
     title = "TubeViT: sparse tubes"
+    paper = "Piergiovanni et al., CVPR 2023"
+    acts = "replaces the tubelet embedding"
+    shows = "every token's box on the frames it covers, coloured by tube; a 3-D view; tokens per tube; the volume no token sees"
     explanation = (
         "TubeViT does not cut the clip into a dense grid of tubelets. A few 3-D kernels (**tubes**) "
         "of different shapes slide over the video with large strides and their own offsets: a long thin "

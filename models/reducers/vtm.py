@@ -83,6 +83,9 @@ def gumbel_top_k(logits: torch.Tensor, count: int, generator: torch.Generator) -
 class VTM(InModelReducer):
     name = "vtm"
     title = "VTM: video token merging"
+    paper = "Lee et al., NeurIPS 2024; naive, region, boundary, motion, learnable targets"
+    acts = "a few blocks, between attention and MLP"
+    shows = "clusters around the chosen targets; targets, motion and saliency as heatmaps"
     explanation = (
         "In a few blocks, between attention and the MLP, VTM merges most tokens into a small set of **target** "
         "tokens: each other token (a *source*) finds its most similar target (cosine similarity of the block's "
