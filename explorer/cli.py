@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--start", type=float, default=0.0, help="start time in seconds")
     b.add_argument("--models", nargs="*", default=["small", "base"], choices=list(SIZES),
                    help="model sizes to run (none: decoding only)")
-    b.add_argument("--reducers", nargs="+", default=["rlt", "random", "mask", "tome", "vtm", "sta", "tubes", "mvit"])
+    b.add_argument("--reducers", nargs="+", default=[name for name in REDUCERS if name != "none"])
     b.add_argument("--budget", type=float, default=0.0,
                    help="run every reducer at this token budget (average tokens per layer / dense); 0: defaults")
     b.add_argument("--frames", type=int, default=16)
