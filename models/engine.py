@@ -294,11 +294,12 @@ def saliency_bytes(depth: int, heads: int, tokens: int) -> int:
     """Bytes a traced run with saliency holds at its peak for `tokens` input tokens.
 
     The fused (N, N) float32 map of every block is kept for rollout; one block's per-head
-    probabilities (float32) and logits (at most float32) exist at a time; rollout then works in
-    float64 on two (N, N) matrices at a time beside them.
+    probabilities and logits (float32 at most) exist at a time, and the attention kernel may
+    materialize as many again (its math path, with a mask); rollout then works in float64 on
+    two (N, N) matrices at a time beside the kept maps.
     """
     square = tokens ** 2
-    return int(square * (4 * depth + 8 * heads + 16))
+    return int(square * (4 * depth + 12 * heads + 16))
 
 
 # --- what outside code asks of a reducer's kind -----------------------------------------------------------------
