@@ -13,7 +13,6 @@ import numpy as np
 import streamlit as st
 
 from explorer.models.reducers import REDUCERS
-from explorer.models.reducers.base import NetworkReducer
 
 from .. import charts, values
 from ..errors import USER_ERRORS
@@ -114,7 +113,7 @@ def knob_text(name: str, trace: Trace) -> str:
     if fit:
         return (f"Budget {fit['fraction']:g}: {fit['knob']} = {fit['value']:.3g} fitted, giving "
                 f"{fit['average_tokens']:.0f} tokens per layer on average.")
-    network = issubclass(REDUCERS[name], NetworkReducer)
+    network = REDUCERS[name].replaces_network
     return (f"No budget knob: {name} runs at its defaults, so its token count is its own, not the budget's."
             + (" It is a network of its own: its pooling is its architecture." if network else ""))
 
