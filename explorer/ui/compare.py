@@ -231,11 +231,11 @@ def _controls(clip: Clip, dense: Trace, traces: list[Trace]) -> _View:
                      key="compare_style", help="Only overlays every compared trace can show.")
     heat = vmin = vmax = None
     if style == "heat":
-        heat = st.selectbox("Heat value", heats, format_func=lambda n: values.describe(n).label,
+        heat = st.selectbox("Heat value", heats, format_func=lambda n: values.describe(n, trace=traces[0]).label,
                             key="compare_heat_value")
         legends = [heat_legend(t, heat, min(layer, t.layers)) for t in traces]
         vmin, vmax = min(g.vmin for g in legends), max(g.vmax for g in legends)
-        heat_bar_view(dataclasses.replace(legends[0], vmin=vmin, vmax=vmax), values.describe(heat))
+        heat_bar_view(dataclasses.replace(legends[0], vmin=vmin, vmax=vmax), values.describe(heat, trace=traces[0]))
         st.caption("One colour scale for every column, so equal colours mean equal values.")
     else:
         st.caption(STYLE_HELP[style])

@@ -102,7 +102,7 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
     row = st.columns([2.2, 1.8, 1, 1, 1])
     value = "tube" if style == "boxes" and "tube" in trace.values else run_length
     if style == "heat":
-        value = row[0].selectbox("Heat value", heat, format_func=lambda name: values.describe(name).label,
+        value = row[0].selectbox("Heat value", heat, format_func=lambda name: values.describe(name, trace=trace).label,
                                  key="heat_value")
     focus = focus_ui(trace, row[1:])
     image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4,
@@ -114,11 +114,11 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
         if style == "value":
             legend_view(trace, value)
         if style == "heat":
-            heat_bar_view(heat_legend(trace, value, layer), values.describe(value))
+            heat_bar_view(heat_legend(trace, value, layer), values.describe(value, trace=trace))
         st.caption(STYLE_HELP[style])
     if focus:
         with info:
-            cluster_info_view(cluster_info(trace, layer, focus), layer)
+            cluster_info_view(cluster_info(trace, layer, focus), layer, trace)
     return image, layer, style, value, focus
 
 
@@ -134,7 +134,7 @@ def focus_ui(trace: Trace, cols: list[DeltaGenerator]) -> tuple[int, int, int] |
     return t, h, w
 
 
-def cluster_info_view(info: dict[str, Any], layer: int) -> None:
+def cluster_info_view(info: dict[str, Any], layer: int, trace: Trace) -> None:
     """What the followed cell's token is at this layer, and when the cell was merged or pruned."""
     if info["token"] is None:
         st.metric("Token", "none", help="No token stands for this cell at this layer.")
@@ -147,7 +147,7 @@ def cluster_info_view(info: dict[str, Any], layer: int) -> None:
     st.markdown(f"**Merged at layer**: {merged}  \n**Pruned at layer**: {pruned}",
                 help="Over the whole model, not only this layer: where the cell's token first grew by a merge, "
                      "and where the cell was left with no token.")
-    rows = [f"**{values.describe(name).label}**: {_number(number)}" for name, number in info["values"].items()
+    rows = [f"**{values.describe(name, trace=trace).label}**: {_number(number)}" for name, number in info["values"].items()
             if name != "size"]  # the metric above says it
     if rows:
         st.markdown(f"At layer {layer}:  \n" + "  \n".join(rows))
