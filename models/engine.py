@@ -98,7 +98,7 @@ def _packed_attention(attn: Attention, x: torch.Tensor, packed: Packed) -> torch
     qkv = attn.qkv(x).reshape(x.shape[0], 3, attn.num_heads, attn.head_dim)
     q, k, v = qkv.unbind(1)
     q, k = attn.q_norm(q), attn.k_norm(k)
-    out = packed_attention(q, k, v, packed.cu_seqlens, packed.max_len, scale=attn.scale)
+    out = packed_attention(q, k, v, packed.cu_seqlens, packed.max_len, scale=attn.scale, lengths=packed.lengths)
     return attn.proj_drop(attn.proj(attn.norm(out.reshape(x.shape[0], attn.attn_dim))))
 
 

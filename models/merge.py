@@ -41,23 +41,29 @@ class Reduction:
         return self.weight if self.mode == "sum" else torch.ones_like(size)
 
 
-def match_to_targets(metric: torch.Tensor, is_target: torch.Tensor, r: int, mode: str = "weighted") -> Reduction:
+def match_to_targets(metric: torch.Tensor, is_target: torch.Tensor, r: int, mode: str = "weighted",
+                     n_targets: int | None = None) -> Reduction:
     """Merge the r sources most similar to their best target into it.
 
-    metric: (B, N, C); is_target: (B, N) bool with the same count in every row.
-    The new sequence is the unmerged sources (most similar first, as ToMe orders them)
-    followed by the targets in their order; each target keeps its own place.
+    metric: (B, N, C); is_target: (B, N) bool with the same count, n_targets, in every row.
+    Callers that know n_targets pass it, so that nothing waits for the device; without it
+    the count is read from is_target (and checked). Similarities are computed in float32,
+    also under autocast. The new sequence is the unmerged sources (most similar first, as
+    ToMe orders them) followed by the targets in their order; each target keeps its own place.
     """
     B, N, _ = metric.shape
-    n_targets = int(is_target[0].sum())
-    if bool((is_target.sum(dim=1) != n_targets).any()):
-        raise ValueError("every clip of a batch needs the same number of targets")
+    if n_targets is None:
+        n_targets = int(is_target[0].sum())
+        if bool((is_target.sum(dim=1) != n_targets).any()):
+            raise ValueError("every clip of a batch needs the same number of targets")
     n_sources = N - n_targets
     r = max(0, min(int(r), n_sources if n_targets else 0))
-    metric = metric / metric.norm(dim=-1, keepdim=True)
-    order = torch.argsort(is_target.to(torch.uint8), dim=1, stable=True)  # sources then targets, each ascending
-    src_pos, tgt_pos = order[:, :n_sources], order[:, n_sources:]
-    scores = _gather(metric, src_pos) @ _gather(metric, tgt_pos).transpose(-1, -2)
+    with torch.autocast(metric.device.type, enabled=False):
+        metric = metric.float()
+        metric = metric / metric.norm(dim=-1, keepdim=True)
+        order = torch.argsort(is_target.to(torch.uint8), dim=1, stable=True)  # sources then targets, ascending
+        src_pos, tgt_pos = order[:, :n_sources], order[:, n_sources:]
+        scores = _gather(metric, src_pos) @ _gather(metric, tgt_pos).transpose(-1, -2)
     best, best_target = scores.max(dim=-1) if n_targets else (scores.new_zeros(B, n_sources), src_pos * 0)
     edges = best.argsort(dim=-1, descending=True)
     stay, go = edges[:, r:], edges[:, :r]
@@ -75,7 +81,7 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int) -> Reduction:
     """ToMe: tokens alternate into sets A (even positions) and B (odd); r is capped at half the tokens."""
     B, N, _ = metric.shape
     is_target = (torch.arange(N, device=metric.device) % 2 == 1).expand(B, -1)
-    return match_to_targets(metric, is_target, min(int(r), N // 2))
+    return match_to_targets(metric, is_target, min(int(r), N // 2), n_targets=N // 2)
 
 
 def merge_tokens(reduction: Reduction, x: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -86,12 +86,16 @@ def attention_backend(device: torch.device, dtype: torch.dtype) -> str:
 
 
 def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_len: int,
-                     scale: float | None = None) -> torch.Tensor:
-    """Block-diagonal attention over a pack: q, k, v (total, heads, head_dim) -> (total, heads, head_dim)."""
+                     scale: float | None = None, lengths: Sequence[int] | None = None) -> torch.Tensor:
+    """Block-diagonal attention over a pack: q, k, v (total, heads, head_dim) -> (total, heads, head_dim).
+
+    lengths: tokens per clip, known on the host; without them the per-segment path reads cu_seqlens
+    from the device.
+    """
     if attention_backend(q.device, q.dtype) == VARLEN:  # contiguous, the layout both varlen backends take: one copy
         return varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, cu_seqlens, max_len, max_len,
                            scale=scale)
-    bounds = cu_seqlens.tolist()
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist() if lengths is not None else cu_seqlens.tolist()
     out = [F.scaled_dot_product_attention(q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
                                           scale=scale).transpose(0, 1)
            for a, b in zip(bounds[:-1], bounds[1:])]

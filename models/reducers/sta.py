@@ -127,20 +127,28 @@ class STA(InModelReducer):
     def drop_per_group(self, cells: int) -> int:
         return round(self.values["r"] * cells / REFERENCE_CELLS)
 
+    def group_sizes(self, grid: tuple[int, int, int], depth: int) -> dict[int, list[int]]:
+        """Block -> tokens of each temporal group entering that stage, in time order, when STA starts from every
+        tubelet: known on the host, so that the step never reads them from the device."""
+        T, H, W = grid
+        r, stages = self.drop_per_group(H * W), stage_blocks(depth)
+        groups, span = [H * W] * T, 1  # token counts of the groups of the last stage, each `span` slots long
+        sizes = {}
+        for block in sorted(stages):
+            ratio = 2 ** stages[block] // span
+            span *= ratio
+            sizes[block] = [sum(groups[i:i + ratio]) for i in range(0, len(groups), ratio)]
+            groups = [n - group_drop(n, r) for n in sizes[block]]
+        return sizes
+
     def token_counts(self, tokens: int, grid: tuple[int, int, int], depth: int) -> list[int]:
         T, H, W = grid
         if tokens != T * H * W:
             raise ValueError(f"STA starts from every tubelet: {T * H * W} tokens for grid {grid}, got {tokens}")
-        r, stages = self.drop_per_group(H * W), stage_blocks(depth)
-        groups, span = [H * W] * T, 1  # token counts of the groups of the last stage, each `span` slots long
+        r, sizes = self.drop_per_group(H * W), self.group_sizes(grid, depth)
         counts = [tokens]
         for block in range(depth):
-            if block in stages:
-                ratio = 2 ** stages[block] // span
-                span *= ratio
-                merged = [sum(groups[i:i + ratio]) for i in range(0, len(groups), ratio)]
-                groups = [n - group_drop(n, r) for n in merged]
-            counts.append(sum(groups))
+            counts.append(sum(n - group_drop(n, r) for n in sizes[block]) if block in sizes else counts[-1])
         return counts
 
     def acts_at(self, block: int, depth: int) -> bool:
@@ -154,16 +162,32 @@ class STA(InModelReducer):
         span, r = 2 ** stage, self.drop_per_group(H * W)
         B, N, _ = ctx.x.shape
         group = ctx.cells // (H * W) // span
+        sizes = self.group_sizes(ctx.grid, ctx.depth)[ctx.block]
+        if sum(sizes) != N:  # not the sequence STA's own earlier stages left: read the groups from the device
+            sizes = torch.bincount(group[0], minlength=-(-T // span)).tolist()
+        with torch.autocast(ctx.x.device.type, enabled=False):  # scores in float32, also under autocast
+            score, keep = self._prune(ctx, group, sizes, stage, r)
+        kept = N - sum(group_drop(n, r) for n in sizes)
+        new_index = torch.where(keep, keep.long().cumsum(dim=1) - 1, -1)
+        return Reduction(new_index=new_index, keeper=_true_positions(keep, kept)), {"sta_score": score}
+
+    @staticmethod
+    def _prune(ctx: BlockContext, group: torch.Tensor, sizes: list[int], stage: int,
+               r: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N) STA score and (B, N) bool kept, visiting the groups in the stage's order."""
+        B, N, _ = ctx.x.shape
         metric = F.normalize(ctx.keys.float(), dim=-1)
         activation = ctx.x.float().abs().sum(dim=-1)
         score = torch.zeros(B, N, device=ctx.x.device)
         keep = torch.ones(B, N, dtype=torch.bool, device=ctx.x.device)
-        order = range(-(-T // span))
+        by_group = torch.argsort(group, dim=1, stable=True)  # positions, group after group (same sizes per clip)
+        starts = [sum(sizes[:g]) for g in range(len(sizes))]
+        order = range(len(sizes))
         prev = None  # (metric, redundancy) of the kept tokens of the group visited before
         for g in (reversed(order) if stage == 1 else order):
-            idx = torch.nonzero(group == g)[:, 1].view(B, -1)  # same group sizes in every clip
+            idx = by_group[:, starts[g]:starts[g] + sizes[g]]
             m = metric.gather(1, idx[..., None].expand(-1, -1, metric.shape[-1]))
-            drop = group_drop(idx.shape[1], r)
+            drop = group_drop(sizes[g], r)
             if prev is None:
                 s, dropped = spatial_redundancy(m, drop)
                 redundancy = torch.ones_like(s)
@@ -174,7 +198,14 @@ class STA(InModelReducer):
             kept = torch.ones_like(s, dtype=torch.bool).scatter_(1, dropped, False)
             score.scatter_(1, idx, s)
             keep.scatter_(1, idx, kept)
-            prev = (m[kept].view(B, -1, m.shape[-1]), redundancy[kept].view(B, -1))
-        new_index = torch.where(keep, keep.long().cumsum(dim=1) - 1, -1)
-        keeper = torch.nonzero(keep)[:, 1].view(B, -1)
-        return Reduction(new_index=new_index, keeper=keeper), {"sta_score": score}
+            stay = _true_positions(kept, sizes[g] - drop)
+            prev = (m.gather(1, stay[..., None].expand(-1, -1, m.shape[-1])), redundancy.gather(1, stay))
+        return score, keep
+
+
+def _true_positions(mask: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, count) the positions where each row of a (B, N) bool mask is true, ascending; every row has `count`.
+
+    A stable sort instead of nonzero, so that nothing waits for the device.
+    """
+    return torch.sort(mask.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]

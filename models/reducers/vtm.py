@@ -63,21 +63,29 @@ def in_centre(cells: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
     return (h >= top) & (h < top + H // 2) & (w >= left) & (w < left + W // 2)
 
 
-def spread(positions: torch.Tensor, count: int) -> torch.Tensor:
-    """`count` of the given positions, evenly spaced through them (every len/count-th)."""
-    return positions[torch.arange(count, device=positions.device) * len(positions) // max(count, 1)]
+def spread(members: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool: `count` (B,) of each row's members, evenly spaced through them (every len/count-th).
+
+    The member of rank i (in position order) is taken when i = floor(j * len / count) for some j, the
+    same as indexing the members at arange(count) * len // count, computed without reading the counts
+    on the host.
+    """
+    rank = members.long().cumsum(dim=1) - 1
+    size, count = members.sum(dim=1, keepdim=True), count[:, None]
+    first_j = (rank * count + size - 1).div(size.clamp_min(1), rounding_mode="floor")  # ceil(rank * count / size)
+    return members & (first_j * size < (rank + 1) * count)
 
 
 def gumbel_top_k(logits: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """Draw `count` of N without replacement, with probabilities softmax(logits) (Gumbel top-k).
+    """(B, count): draw `count` of N per row without replacement, with probabilities softmax(logits) (Gumbel top-k).
 
     Exact for successive draws, and unlike torch.multinomial it still works when the softmax
-    underflows to zero for most tokens. The noise is drawn on the CPU: a seed gives the same noise
-    on every device.
+    underflows to zero for most tokens. The noise is drawn on the logits' device from `generator`
+    (a generator of that device), so nothing is copied mid-forward; a seed gives the same draw on
+    the same kind of device.
     """
-    uniform = torch.rand(logits.shape, generator=generator).clamp_min(1e-12)
-    gumbel = -torch.log(-torch.log(uniform)).to(logits.device)
-    return (logits.float() + gumbel).topk(count).indices
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-12)
+    return (logits.float() - torch.log(-torch.log(uniform))).topk(count, dim=-1).indices
 
 
 class VTM(InModelReducer):
@@ -194,7 +202,7 @@ class VTM(InModelReducer):
         chosen, values = self._choose(ctx, ctx.cells.gather(1, order), order, count)
         is_target = torch.zeros_like(chosen).scatter_(1, order, chosen)
         values["vtm_target"] = is_target.float()
-        reduction = match_to_targets(ctx.keys, is_target, r, mode="mean") if r > 0 else None
+        reduction = match_to_targets(ctx.keys, is_target, r, mode="mean", n_targets=count) if r > 0 else None
         return reduction, values
 
     def _choose(self, ctx: BlockContext, cells: torch.Tensor, order: torch.Tensor,
@@ -208,9 +216,7 @@ class VTM(InModelReducer):
             chosen[:, ::self.values["gamma"]] = True
             return chosen, values
         if kind in ("region", "boundary"):
-            for b in range(B):
-                chosen[b, self._by_region(cells[b], ctx.grid, count, centre_denser=kind == "region")] = True
-            return chosen, values
+            return self._by_region(cells, ctx.grid, count, centre_denser=kind == "region"), values
         if kind == "motion":
             if self._motion is None:
                 raise ValueError("motion targets need the clip's motion: call prepare() first")
@@ -223,21 +229,20 @@ class VTM(InModelReducer):
                 scores = module(ctx.keys, ctx.block)
             values["vtm_saliency"] = scores
             logits = scores
-        generator = torch.Generator().manual_seed(self.values["seed"] * 1000 + ctx.block)
-        logits = logits.gather(1, order)
-        for b in range(B):
-            chosen[b, gumbel_top_k(logits[b], count, generator)] = True
-        return chosen, values
+        generator = torch.Generator(device=cells.device).manual_seed(self.values["seed"] * 1000 + ctx.block)
+        return chosen.scatter_(1, gumbel_top_k(logits.gather(1, order), count, generator), True), values
 
     @staticmethod
     def _by_region(cells: torch.Tensor, grid: tuple[int, int, int], count: int, centre_denser: bool) -> torch.Tensor:
-        """Positions (in cell order) of `count` targets, one region DENSER times as dense as the other."""
+        """(B, N) bool targets in cell order (cells: (B, N) ascending): `count` per row, one region DENSER times as
+        dense as the other, each region's targets evenly spread through it."""
         centre = in_centre(cells, grid)
-        inner, outer = centre.nonzero()[:, 0], (~centre).nonzero()[:, 0]
+        inner = centre.sum(dim=1).double()
+        outer = cells.shape[1] - inner
         weight_in, weight_out = (DENSER, 1.0) if centre_denser else (1.0, DENSER)
-        share = weight_in * len(inner) / (weight_in * len(inner) + weight_out * len(outer))
-        from_inner = min(max(round(count * share), count - len(outer)), len(inner))
-        return torch.cat([spread(inner, from_inner), spread(outer, count - from_inner)])
+        share = weight_in * inner / (weight_in * inner + weight_out * outer)
+        from_inner = torch.minimum(torch.maximum(torch.round(count * share), count - outer), inner).long()
+        return spread(centre, from_inner) | spread(~centre, count - from_inner)
 
     def _saliency_module(self, depth: int, head_dim: int) -> VTMSaliency:
         """The given (trained) saliency, or an untrained one drawn from the seed."""
