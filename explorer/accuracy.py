@@ -25,6 +25,7 @@ from explorer.models.reducers import REDUCERS, ParameterError, make_reducer, par
 from explorer.models.video_vit import VideoViT, normalize_video
 
 from .analyze import fit_reducer, model_flops
+from .runtime import autocast, memory_guard, resolve_device, resolve_precision, synchronize
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "accuracy_budget.json"  # the demo model's table
@@ -73,24 +74,37 @@ def check_model(model: VideoViT, labels: list[str] | None) -> None:
                              f"labels {', '.join(LABELS)}): use a model trained on them (python -m explorer train)")
 
 
-@torch.inference_mode()
 def evaluate(model: VideoViT, labels: list[str] | None, clips: int = 500,
              reducers: tuple[str, ...] = DEFAULT_REDUCERS, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
-             device: str = "cpu", progress: Callable[[str], None] | None = None) -> dict:
-    """Dense and every reducer at every budget on `clips` held-out clips; the rows and how they were made."""
+             device: str = "cpu", progress: Callable[[str], None] | None = None, precision: str = "auto") -> dict:
+    """Dense and every reducer at every budget on `clips` held-out clips; the rows and how they were made.
+
+    The forwards run under autocast at `precision` (auto: bf16 on a GPU, fp32 on the CPU), after one
+    untimed warm-up forward, so that the first clip does not pay the device's start-up.
+    """
     check_model(model, labels)
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise ParameterError(f"budgets must be fractions in (0, 1], got {list(budgets)}")
     specs = [(spec, *parse_spec(spec)) for spec in reducers]
-    dev = torch.device(device)
-    model = model.to(dev).eval()
+    dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
+    with memory_guard(f"{clips} held-out clips", dev, "use the CPU or a smaller model"), torch.inference_mode(), \
+            autocast(dev, precision):
+        result = _evaluate(model.to(dev).eval(), clips, specs, budgets, dev, progress)
+    return result | {"precision": precision}
+
+
+def _evaluate(model: VideoViT, clips: int, specs: list[tuple[str, str, dict[str, str]]],
+              budgets: tuple[float, ...], dev: torch.device, progress: Callable[[str], None] | None) -> dict:
     cfg = model.cfg
+    model(normalize_video(torch.from_numpy(motion_clip(0)[0])).to(dev)[None])  # warm-up, untimed
     dense_ms, dense_pred, truth, clips_uint8 = [], [], [], []  # uint8 frames: a quarter of the memory of floats
     for seed in held_out_seeds(clips):
         frames, label = motion_clip(seed)
         video = normalize_video(torch.from_numpy(frames)).to(dev)
+        synchronize(dev)
         begin = time.perf_counter()
-        dense_pred.append(int(model(video[None]).argmax()))
+        dense_pred.append(int(model(video[None]).argmax()))  # the host read waits for the device
         dense_ms.append((time.perf_counter() - begin) * 1e3)
         truth.append(label)
         clips_uint8.append(torch.from_numpy(frames))
@@ -118,6 +132,7 @@ def _evaluate_one(model: VideoViT, clips: list[torch.Tensor], truth: np.ndarray,
         reducer, _ = fit_reducer(make_reducer(name, **settings, budget=budget), video, model)
         counts = reducer.layer_tokens(video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
         selection = engine.prepare(reducer, video, model)
+        synchronize(device)
         begin = time.perf_counter()
         logits, _ = engine.run_clip(model, video[None], selection, reducer)
         predictions.append(int(logits.argmax()))
@@ -140,7 +155,8 @@ def load_shipped(path: Path = SHIPPED) -> dict | None:
 def format_table(result: dict) -> str:
     """A markdown table, one row per reducer and budget."""
     dense = result["rows"][0]["average_tokens"]
-    lines = [f"{result['clips']} held-out generated clips, device {result['device']}",
+    precision = f", {result['precision']}" if "precision" in result else ""  # older tables did not record it
+    lines = [f"{result['clips']} held-out generated clips, device {result['device']}{precision}",
              "", "| reducer | budget | tokens/layer | accuracy | agrees with dense | GFLOPs | ms/clip | knob |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:

@@ -23,6 +23,7 @@ from explorer.models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize
 from explorer.models.weights import LoadReport, load_model
 
 from .saliency import SaliencySpec, rollout
+from .runtime import DTYPES, autocast, copy_to, memory_guard, resolve_device, resolve_precision, synchronize
 from .trace import Trace, ValueInfo, cells_per_token
 from .values import VALUES
 from .video import Clip
@@ -59,8 +60,9 @@ def build_model(spec: ModelSpec, num_frames: int | None = None,
     else:
         if spec.size not in SIZES:
             raise ParameterError(f"unknown model size {spec.size!r} (choose from: {DEMO}, {', '.join(SIZES)})")
-        torch.manual_seed(spec.seed)
-        model, report = VideoViT(SIZES[spec.size]).eval(), None
+        with torch.random.fork_rng(devices=[]):  # seeded weights, leaving every generator as it was
+            torch.random.default_generator.manual_seed(spec.seed)
+            model, report = VideoViT(SIZES[spec.size]).eval(), None
     fit_input(model, num_frames or model.cfg.num_frames, img_size or model.cfg.img_size)
     return model, report
 
@@ -73,26 +75,17 @@ def fit_input(model: VideoViT, num_frames: int, img_size: int) -> None:
         raise ParameterError(str(error)) from None
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device 'cuda' was asked for, but PyTorch sees no GPU here (use auto or cpu)")
-    if device not in ("cpu", "cuda"):
-        raise ParameterError(f"device must be auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
-
-
-def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "auto",
+def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "auto", precision: str = "auto",
             labels: list[str] | None = None, model_name: str = "", timing_runs: int = 1,
             saliency: SaliencySpec | None = SaliencySpec()) -> Trace:
     """Reduce, run and trace one clip.
 
     The forward runs once untimed, tracing every layer (and the attention, for saliency);
     its output is the prediction. Then it runs `timing_runs` times timed, tracing nothing;
-    the median is reported. On CUDA it runs in bf16. A reducer with a token budget has its
-    knob fitted first. Everything the run records is returned in the trace and nothing is
-    left on the model, so several threads may analyze with one model at once.
+    the median is reported. It runs under autocast at `precision` (explorer/runtime.py: auto
+    is bf16 on a GPU, fp32 on the CPU). A reducer with a token budget has its knob fitted
+    first. Everything the run records is returned in the trace and nothing is left on the
+    model, so several threads may analyze with one model at once.
     """
     cfg = model.cfg
     if (clip.num_frames, clip.frames.shape[1]) != (cfg.num_frames, cfg.img_size):
@@ -101,7 +94,8 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     if timing_runs < 1:
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
-    run = dict(labels=labels, model_name=model_name, timing_runs=timing_runs, saliency=saliency)
+    run = dict(labels=labels, model_name=model_name, timing_runs=timing_runs, saliency=saliency,
+               precision=resolve_precision(precision, dev))
     return _analyze_with_fallback(dev, clip, model, reducer, run)
 
 
@@ -114,34 +108,33 @@ def fit_reducer(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple
 
 
 def _analyze_with_fallback(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer, run: dict) -> Trace:
+    """Run on the device; when a GPU runs out of memory, the same run on a CPU copy of the model (the shared model
+    stays where it is), said in the trace."""
+    what = f"{clip.num_frames} frames of {model.cfg.img_size} px with {reducer.name}"
+    advice = "use fewer frames, a smaller size or model, or turn saliency off"
     try:
-        return _analyze_on(dev, clip, model, reducer, **run)
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-        if not _out_of_memory(error):
+        with memory_guard(what, dev, advice):
+            return _analyze_on(dev, clip, model, reducer, **run)
+    except ParameterError as error:
+        if dev.type != "cuda" or not str(error).startswith("out of memory"):
             raise
-        if dev.type != "cuda":
-            raise ParameterError(f"out of memory on the CPU for {clip.num_frames} frames of {model.cfg.img_size} px "
-                                 f"with {reducer.name}: use fewer frames, a smaller size or model, or turn saliency "
-                                 "off") from None
-    torch.cuda.empty_cache()  # the GPU ran out: the same run on the CPU, said in the trace
-    trace = _analyze_on(torch.device("cpu"), clip, model, reducer, **run)
+    cpu = torch.device("cpu")
+    with memory_guard(what, cpu, advice):
+        trace = _analyze_on(cpu, clip, copy_to(model, cpu), reducer, **{**run, "precision": "fp32"})
     trace.meta["notes"].append("the GPU ran out of memory, so this ran on the CPU instead (slower; times are CPU times)")
     return trace
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(error)
-
-
 def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer, *, labels: list[str] | None,
-                model_name: str, timing_runs: int, saliency: SaliencySpec | None) -> Trace:
+                model_name: str, timing_runs: int, saliency: SaliencySpec | None, precision: str) -> Trace:
     cfg = model.cfg
-    model = model.to(dev)
+    if next(model.parameters()).device.type != dev.type:  # a copy there: the model may be shared, and others may run it
+        model = copy_to(model, dev)
     video = normalize_video(torch.from_numpy(clip.frames)).to(dev)
     network = engine.network_for(reducer, cfg.num_frames, cfg.img_size, cfg.num_classes)
     if network is not None:
         return _network_trace(clip, model, reducer, network.to(dev).eval(), video, dev, labels=labels,
-                              model_name=model_name, timing_runs=timing_runs)
+                              model_name=model_name, timing_runs=timing_runs, precision=precision)
     asked = dict(reducer.values)
     reducer, notes = fit_reducer(reducer, video, model)
 
@@ -157,8 +150,8 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
         saliency = None
     fusion = saliency.fuse() if saliency else None
     (logits, record), seconds = _run_and_time(
-        dev, timing_runs, lambda trace: engine.run_clip(model, video[None], selection, reducer, trace=trace,
-                                                        fusion=fusion))
+        dev, precision, timing_runs, lambda trace: engine.run_clip(model, video[None], selection, reducer,
+                                                                   trace=trace, fusion=fusion))
 
     tokens = [layer.cells.size for layer in record.layers]
     flops = model_flops(cfg, tokens, mlp_tokens=[block.mlp_tokens for block in record.blocks])
@@ -169,7 +162,7 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     values = _token_values(record, owner, selection, saliency is not None)
     if selection.lengths is not None and model.length_embed is None:
         notes.append("this model has no learned length embedding: run lengths are shown but the model does not use them")
-    meta = _meta(clip, reducer, dev, model_name, timing_runs, notes, values)
+    meta = _meta(clip, reducer, dev, precision, model_name, timing_runs, notes, values)
     meta["saliency"] = {"fusion": saliency.fusion, "discard": saliency.discard} if saliency else None
     if asked.get("budget"):
         meta["budget"] = {"fraction": asked["budget"], "knob": reducer.budget_knob,
@@ -190,10 +183,10 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     )
 
 
-def _run_and_time(dev: torch.device, timing_runs: int, forward: Callable[[bool], tuple]) -> tuple[tuple, float]:
+def _run_and_time(dev: torch.device, precision: str, timing_runs: int,
+                  forward: Callable[[bool], tuple]) -> tuple[tuple, float]:
     """Run once tracing (its output is the result, and the warm-up), then time untraced runs; the median."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast(dev, precision):
         result = forward(True)
         runs = []
         for _ in range(timing_runs):
@@ -205,12 +198,12 @@ def _run_and_time(dev: torch.device, timing_runs: int, forward: Callable[[bool],
     return result, float(np.median(runs))
 
 
-def _meta(clip: Clip, reducer: Reducer, dev: torch.device, model_name: str, timing_runs: int,
+def _meta(clip: Clip, reducer: Reducer, dev: torch.device, precision: str, model_name: str, timing_runs: int,
           notes: list[str], values: dict[str, list[np.ndarray]]) -> dict:
     if clip.padded:
         notes = notes + [f"the video ended early: the last {clip.padded} frames repeat the last decoded frame"]
     return {"reducer": reducer.name, "params": dict(reducer.values), "model": model_name, "device": dev.type,
-            "dtype": "bfloat16" if dev.type == "cuda" else "float32", "timing_runs": timing_runs,
+            "precision": precision, "dtype": str(DTYPES[precision]).removeprefix("torch."), "timing_runs": timing_runs,
             "source": clip.source, "notes": notes, "values": _value_infos(reducer, values)}
 
 
@@ -221,17 +214,18 @@ def _value_infos(reducer: Reducer, values: dict[str, list[np.ndarray]]) -> dict[
 
 
 def _network_trace(clip: Clip, model: VideoViT, reducer: Reducer, network: torch.nn.Module, video: torch.Tensor,
-                   dev: torch.device, *, labels: list[str] | None, model_name: str, timing_runs: int) -> Trace:
+                   dev: torch.device, *, labels: list[str] | None, model_name: str, timing_runs: int,
+                   precision: str) -> Trace:
     """A network of its own (MViT): its token grids tile the clip, so owner maps cells to pooled tokens."""
     cfg = model.cfg
     (logits, record), seconds = _run_and_time(
-        dev, timing_runs, lambda trace: engine.run_network(reducer, network, video[None], trace))
+        dev, precision, timing_runs, lambda trace: engine.run_network(reducer, network, video[None], trace))
     base = record.grids[0]
     owner, boxes, homes = zip(*(_tiling(base, grid, record.cell) for grid in record.grids))
     owner = np.stack(owner)
     sizes = [cells_per_token(o, len(h)) for o, h in zip(owner, homes)]
     values = {"cell": list(homes), "size": sizes}
-    meta = _meta(clip, reducer, dev, model_name, timing_runs,
+    meta = _meta(clip, reducer, dev, precision, model_name, timing_runs,
                  [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"], values)
     meta |= {"saliency": None, "layer_info": [
         {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
@@ -288,8 +282,3 @@ def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelecti
         for name, per_layer in shares.items():
             values[name] = [share * n_cells / np.maximum(cells, 1) for share, cells in zip(per_layer, sizes)]
     return values
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

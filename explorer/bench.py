@@ -31,7 +31,8 @@ from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
 from explorer.models.reducers.base import InputSelection, Reducer
 from explorer.models.video_vit import VideoViT, normalize_video
 
-from .analyze import ModelSpec, analyze, build_model, fit_reducer, model_flops, resolve_device, synchronize
+from .analyze import ModelSpec, analyze, build_model, fit_reducer, model_flops
+from .runtime import DTYPES, autocast, memory_guard, resolve_device, resolve_precision, synchronize
 from .overlays import draw_clip
 from .trace import Trace
 from .video import Clip, load_clip
@@ -57,11 +58,12 @@ class Row:
 
 def bench(video: str | Path | None, models: list[str], reducers: list[str], *, batch: int | None = None,
           frames: int = 16, stride: int = 4, start: float = 0.0, size: int = 224, device: str = "auto",
-          runs: int = 3, budget: float = 0.0, threads: int | None = None) -> dict:
+          runs: int = 3, budget: float = 0.0, threads: int | None = None, precision: str = "auto") -> dict:
     """Benchmark batches of `batch` clips: `video` repeated, or (video None) different generated still-camera clips.
 
-    batch defaults to 32 on a GPU and 8 on the CPU. On CUDA the model runs in bf16 autocast.
-    threads: PyTorch's CPU threads while it runs (None: PyTorch's choice); restored afterwards.
+    batch defaults to 32 on a GPU and 8 on the CPU. The forward runs under autocast at `precision`
+    (auto: bf16 on a GPU, fp32 on the CPU). threads: PyTorch's CPU threads while it runs (None:
+    PyTorch's choice); restored afterwards. Running out of memory ends in one clear message.
     """
     if any(n is not None and n < 1 for n in (batch, threads)) or runs < 1:
         raise ParameterError(f"batch, runs and threads must be at least 1, got {batch}, {runs} and {threads}")
@@ -69,14 +71,17 @@ def bench(video: str | Path | None, models: list[str], reducers: list[str], *, b
     try:
         if threads is not None:
             torch.set_num_threads(threads)
-        return _bench(video, models, reducers, batch, frames, stride, start, size, device, runs, budget)
+        dev = resolve_device(device)
+        precision = resolve_precision(precision, dev)
+        with memory_guard(f"batches of {batch or 'the default'} clips of {frames} x {size} px", dev,
+                          "use a smaller batch, fewer frames, a smaller size or model"):
+            return _bench(video, models, reducers, batch, frames, stride, start, size, dev, precision, runs, budget)
     finally:
         torch.set_num_threads(before)
 
 
 def _bench(video: str | Path | None, models: list[str], reducers: list[str], batch: int | None, frames: int,
-           stride: int, start: float, size: int, device: str, runs: int, budget: float) -> dict:
-    dev = resolve_device(device)
+           stride: int, start: float, size: int, dev: torch.device, precision: str, runs: int, budget: float) -> dict:
     batch = batch if batch is not None else (32 if dev.type == "cuda" else 8)
     clips, source_ms = _clips(video, batch, frames, stride, start, size, runs)
     order = [0] * batch if len(clips) == 1 else list(range(batch))  # batch slot -> distinct clip
@@ -90,9 +95,10 @@ def _bench(video: str | Path | None, models: list[str], reducers: list[str], bat
         for name in ["none", *[r for r in reducers if r != "none"]]:
             fits = budget and REDUCERS[name].budget_knob  # MViT's pooling is its architecture: no budget
             asked = {"budget": budget} if fits else {}
-            trace = analyze(clips[0], model, make_reducer(name, **asked), device=dev.type, timing_runs=1,
-                            saliency=None)
-            row = _bench_row(size_name, name, asked, model, videos, batch_videos, order, trace, dev, runs, dense)
+            trace = analyze(clips[0], model, make_reducer(name, **asked), device=dev.type, precision=precision,
+                            timing_runs=1, saliency=None)
+            row = _bench_row(size_name, name, asked, model, videos, batch_videos, order, trace, dev, precision, runs,
+                             dense)
             dense = dense or row
             rows.append(row)
             if name == "rlt" and not redraw:
@@ -105,7 +111,8 @@ def _bench(video: str | Path | None, models: list[str], reducers: list[str], bat
             "clips": "the same clip repeated" if video is not None else generated,
             "batch": batch, "frames": frames, "stride": stride, "start": start, "size": size, "device": dev.type,
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-            "dtype": "bfloat16" if dev.type == "cuda" else "float32", "threads": torch.get_num_threads(),
+            "precision": precision, "dtype": str(DTYPES[precision]).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
             "torch": torch.__version__, "budget": budget, "runs": runs, "warmup": _warmup(dev),
             "memory": _PeakMemory(dev).method,
             "decode_ms": source_ms if video is not None else None,
@@ -151,8 +158,8 @@ def _generated_clip(seed: int, frames: int, size: int) -> Clip:
 
 
 def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos: list[torch.Tensor],
-               batch_videos: torch.Tensor, order: list[int], trace: Trace, dev: torch.device, runs: int,
-               dense: Row | None) -> Row:
+               batch_videos: torch.Tensor, order: list[int], trace: Trace, dev: torch.device, precision: str,
+               runs: int, dense: Row | None) -> Row:
     """Time one reducer's batch. Token counts and FLOPs come from the trace of the first clip, except for
     pre-model reducers, whose counts differ from clip to clip: those come from each clip's selection."""
     reducer = make_reducer(name, **asked)
@@ -164,9 +171,9 @@ def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos:
         kept = [s.keep.size for s in batch.selections]
         tokens = average = float(np.mean(kept))
         gflops = float(np.mean([model_flops(model.cfg, [k] * (model.cfg.depth + 1)).sum() for k in kept])) / 1e9
-        attention = attention_backend(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
+        attention = attention_backend(dev, DTYPES[precision])
     run, forward = batch.how, batch.forward
-    seconds, peak = _time_batches(dev, runs, forward)
+    seconds, peak = _time_batches(dev, precision, runs, forward)
     clips_per_s = batch_videos.shape[0] / seconds
     return Row(model_name, name, run, attention, float(tokens), average, float(gflops), seconds * 1e3, clips_per_s,
                peak / 2**20 if peak is not None else None,
@@ -184,10 +191,10 @@ def _warmup(dev: torch.device) -> int:
     return 3 if dev.type == "cuda" else 1  # CUDA picks kernels and fills its caches on the first runs
 
 
-def _time_batches(dev: torch.device, runs: int, forward: Callable[[], object]) -> tuple[float, float | None]:
+def _time_batches(dev: torch.device, precision: str, runs: int,
+                  forward: Callable[[], object]) -> tuple[float, float | None]:
     """Median seconds of `runs` batches after warm-up, and the peak bytes in use above the start while they ran."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast(dev, precision):
         for _ in range(_warmup(dev)):
             forward()
         synchronize(dev)

@@ -42,7 +42,7 @@ class MViTPooling(NetworkReducer):
         except ValueError as error:
             raise ParameterError(str(error)) from None
         with torch.random.fork_rng(devices=[]):  # seeded weights without touching the global generator
-            torch.manual_seed(self.values["seed"])
+            torch.random.default_generator.manual_seed(self.values["seed"])  # not CUDA's
             return MViT(cfg).eval()
 
     def run(self, network: MViT, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:

@@ -66,7 +66,7 @@ class SparseTubes(TokenizerReducer):
     def tokenize(self, video: torch.Tensor, embed_dim: int) -> torch.Tensor:
         if self._tokenizer is None or self._tokenizer.embed_dim != embed_dim:
             with torch.random.fork_rng(devices=[]):  # seeded kernels without touching the global generator
-                torch.manual_seed(self.values["seed"])
+                torch.random.default_generator.manual_seed(self.values["seed"])  # not CUDA's
                 self._tokenizer = TubeTokenizer(self.tubes, embed_dim).eval()
         self._tokenizer.to(video.device)
         return self._tokenizer(video)

@@ -1,0 +1,71 @@
+"""Precision as a setting: every reducer runs under bf16 autocast on the CPU, the GPU's code path.
+
+Token decisions that precision cannot change (RLT, masking, tubes, MViT grids) equal fp32 exactly;
+the demo model's predictions agree with fp32.
+"""
+import numpy as np
+import pytest
+import torch
+
+from explorer.analyze import ModelSpec, analyze, build_model
+from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
+from explorer.runtime import autocast, out_of_memory, resolve_precision
+from explorer.synthetic import held_out_seeds, motion_clip
+from explorer.video import SAMPLES, load_clip, sample_path
+from tests.clips import make_clip
+
+DECIDED_BEFORE_THE_MODEL = ("none", "rlt", "random", "mask", "tubes", "mvit")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    model, report = build_model(ModelSpec())
+    return model, report
+
+
+@pytest.fixture(scope="module")
+def sample(demo):
+    cfg = demo[0].cfg
+    name = next(n for n in SAMPLES if "Bunny" in n)
+    return load_clip(sample_path(name), frames=cfg.num_frames, stride=4, size=cfg.img_size)
+
+
+@pytest.mark.parametrize("name", list(REDUCERS))
+def test_every_reducer_runs_at_bf16_with_saliency_and_records_it(demo, sample, name):
+    model, report = demo
+    full = analyze(sample, model, make_reducer(name), device="cpu", precision="fp32", labels=report.labels)
+    half = analyze(sample, model, make_reducer(name), device="cpu", precision="bf16", labels=report.labels)
+    assert (half.meta["precision"], half.meta["dtype"], full.meta["precision"]) == ("bf16", "bfloat16", "fp32")
+    assert np.isfinite(half.logits).all()
+    if name in DECIDED_BEFORE_THE_MODEL:
+        assert half.tokens_per_layer == full.tokens_per_layer and np.array_equal(half.owner, full.owner)
+    if "rollout" in full.values:
+        assert "rollout" in half.values and all(np.isfinite(v).all() for v in half.values["rollout"][:-1])
+
+
+def test_the_demo_model_predicts_at_bf16_as_at_fp32(demo):
+    model, report = demo
+    agree = 0
+    for seed in held_out_seeds(10):
+        clip = make_clip(motion_clip(seed)[0])
+        full, half = (analyze(clip, model, make_reducer("none"), device="cpu", precision=p, saliency=None)
+                      for p in ("fp32", "bf16"))
+        agree += int(full.logits.argmax() == half.logits.argmax())
+    assert agree >= 9
+
+
+def test_auto_is_fp32_on_the_cpu_and_unknown_precisions_are_refused():
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    with pytest.raises(ParameterError, match="precision must be one of"):
+        resolve_precision("fp8", torch.device("cpu"))
+    with autocast(torch.device("cpu"), "bf16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("message", ["CUDA out of memory. Tried to allocate 2.00 GiB",
+                                     "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+                                     "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+                                     "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"])
+def test_every_kind_of_allocation_failure_is_recognised(message):
+    assert out_of_memory(RuntimeError(message)) and out_of_memory(torch.OutOfMemoryError(message))
+    assert not out_of_memory(RuntimeError("shape mismatch"))
