@@ -265,21 +265,25 @@ class _Flow(BlockHooks):
 
 def run_clip(model: VideoViT, video: torch.Tensor, selection: InputSelection, reducer: Reducer,
              trace: bool = False, fusion: HeadFusion | None = None) -> tuple[torch.Tensor, FlowRecord | None]:
-    """Logits (1, classes) for one normalized clip (1, 3, T, H, W), and with `trace` what happened to its tokens.
+    """Logits (B, classes) for normalized clips (B, 3, T, H, W), and with `trace` what happened to its tokens.
+
+    A batch (B > 1) runs untraced, with a reducer that lets every tubelet in and keeps the same count
+    in every clip (ToMe, VTM, STA, EViT: their counts depend on the count alone).
 
     With `fusion` (and trace), every block's attention weights are computed too (slower) and fused; each
     block's per-head weights are freed once fused. Without trace nothing is copied off the device, so timed
     runs measure the model alone.
     """
-    if video.shape[0] != 1:
-        raise ValueError(f"run_clip takes one clip, got a batch of {video.shape[0]} (forward_packed runs batches "
-                         "of pre-model reducers)")
+    B = video.shape[0]
+    if B != 1 and (trace or selection.keep.size != selection.owner.size):
+        raise ValueError(f"run_clip traces one clip and batches only reducers that let every tubelet in, got a batch "
+                         f"of {B} (forward_packed runs batches of pre-model reducers)")
     device = video.device
-    keep = torch.from_numpy(selection.keep).to(device)[None]
+    keep = torch.from_numpy(selection.keep).to(device)[None].expand(B, -1)
     lengths = torch.from_numpy(selection.lengths).to(device)[None] if selection.lengths is not None else None
     tokenizer = reducer if isinstance(reducer, TokenizerReducer) else None
     x = tokenizer.tokenize(video, model.cfg.embed_dim) if tokenizer else model.embed(video, keep, lengths)
-    owner = torch.from_numpy(selection.owner.reshape(1, -1)).to(device=device, dtype=torch.long)
+    owner = torch.from_numpy(selection.owner.reshape(1, -1)).to(device=device, dtype=torch.long).expand(B, -1)
     in_model = reducer if isinstance(reducer, InModelReducer) else None
     flow = _Flow(x, keep, owner, in_model, model.grid, len(model.blocks), trace, fusion)
     x = model.norm(run_blocks(model.blocks, x, flow))
@@ -340,9 +344,9 @@ def batch_run(model: VideoViT, reducer: Reducer, videos: torch.Tensor, prepared:
               InputSelection]]) -> BatchRun:
     """The fastest faithful way to run a batch (B, 3, T, H, W) with this reducer.
 
-    prepared: per clip, the reducer fitted to it and its selection (`prepare`). Dense and reducers
-    with tokens of their own run batched; pre-model reducers are packed (no padding); reducers that
-    act between blocks run clip by clip.
+    prepared: per clip, the reducer fitted to it and its selection (`prepare`). Dense, reducers with
+    tokens of their own and reducers acting between blocks run batched (the last keep the same count
+    in every clip); pre-model reducers are packed (no padding).
     """
     cfg = model.cfg
     if isinstance(reducer, NetworkReducer):
@@ -352,9 +356,9 @@ def batch_run(model: VideoViT, reducer: Reducer, videos: torch.Tensor, prepared:
         tokenizer = prepared[0][0]  # its tokens do not depend on the clip
         return BatchRun("batched", lambda: model.forward_head(model.forward_blocks(
             tokenizer.tokenize(videos, cfg.embed_dim))))
-    if isinstance(reducer, InModelReducer):
-        return BatchRun("per clip", lambda: [run_clip(model, videos[b:b + 1], selection, own)
-                                             for b, (own, selection) in enumerate(prepared)])
+    if isinstance(reducer, InModelReducer):  # every clip keeps the same count: one batched forward
+        own = reducer.batched([own for own, _ in prepared])
+        return BatchRun("batched", lambda: run_clip(model, videos, prepared[0][1], own))
     selections = [selection for _, selection in prepared]
     if all(s.keep.size == s.owner.size for s in selections):  # every tubelet enters (dense): no pack needed
         return BatchRun("batched", lambda: model(videos))

@@ -10,7 +10,7 @@ import torch
 from explorer.analyze import SALIENCY_BYTES, analyze
 from explorer.models import engine
 from explorer.models.reducers import make_reducer
-from explorer.models.video_vit import SIZES, VideoViT
+from explorer.models.video_vit import SIZES, VideoViT, normalize_video
 from explorer.saliency import SaliencySpec
 from tests.clips import make_clip, moving_square_frames
 
@@ -77,3 +77,21 @@ def test_the_saliency_estimate_counts_every_block_map_and_one_block_of_heads():
     assert estimate == 1568**2 * (24 * 4 + 16 * 12 + 16)
     assert estimate < SALIENCY_BYTES < engine.saliency_bytes(24, 16, 3136)  # 32 frames are refused, with a note
     assert engine.saliency_bytes(12, 6, 1568) < SALIENCY_BYTES  # ViT-S fits
+
+
+@pytest.mark.parametrize("name, params", [("tome", {"r": 20}), ("sta", {}), ("evit", {}), ("vtm", {"targets": "naive"}),
+                                          ("vtm", {"targets": "region"}), ("vtm", {"targets": "motion"})])
+def test_a_batch_with_a_reducer_between_blocks_gives_each_clip_its_own_logits(model, name, params):
+    clips = [make_clip(moving_square_frames(frames=8, size=112, row=row)) for row in (1, 3, 5)]
+    videos = torch.stack([normalize_video(torch.from_numpy(c.frames)) for c in clips])
+    reducer = make_reducer(name, **params)
+    prepared = []
+    for video in videos:
+        own = type(reducer)(**reducer.values)
+        prepared.append((own, engine.prepare(own, video, model)))
+    with torch.inference_mode():
+        alone = torch.cat([engine.run_clip(model, v[None], s, own)[0] for v, (own, s) in zip(videos, prepared)])
+        batch = engine.batch_run(model, reducer, videos, prepared)
+        together = batch.forward()[0]  # run_clip returns (logits, record)
+    assert batch.how == "batched"
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)

@@ -219,6 +219,11 @@ class InModelReducer(Reducer):
     def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
         """Called once per clip before the blocks run (e.g. to measure motion); nothing by default."""
 
+    def batched(self, prepared: list["InModelReducer"]) -> "InModelReducer":
+        """One reducer acting on a batch of clips, from the reducers prepared for each clip one by one; a reducer
+        that keeps nothing per clip serves them all as it is."""
+        return prepared[0]
+
     def step(self, ctx: BlockContext) -> tuple[Reduction | None, dict[str, torch.Tensor]]:
         raise NotImplementedError
 

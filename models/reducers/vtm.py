@@ -82,9 +82,9 @@ def gumbel_top_k(logits: torch.Tensor, count: int, generator: torch.Generator) -
     Exact for successive draws, and unlike torch.multinomial it still works when the softmax
     underflows to zero for most tokens. The noise is drawn on the logits' device from `generator`
     (a generator of that device), so nothing is copied mid-forward; a seed gives the same draw on
-    the same kind of device.
+    the same kind of device. Every row gets the same noise, so a clip draws the same in a batch as alone.
     """
-    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-12)
+    uniform = torch.rand(logits.shape[-1], generator=generator, device=logits.device).clamp_min(1e-12)
     return (logits.float() - torch.log(-torch.log(uniform))).topk(count, dim=-1).indices
 
 
@@ -164,7 +164,7 @@ class VTM(InModelReducer):
     def __init__(self, **values: Any):
         super().__init__(**values)
         self.saliency: VTMSaliency | None = None  # a trained u for learnable targets; None: seeded, untrained
-        self._motion: torch.Tensor | None = None  # (T'*H'*W',) motion of each cell of the prepared clip
+        self._motion: torch.Tensor | None = None  # (B, T'*H'*W') motion of each cell of the prepared clip(s)
 
     def attach(self, model: nn.Module) -> list[str]:
         """Use the saliency trained with the model, if it carries one (explorer/train.py saves it with the weights)."""
@@ -179,7 +179,15 @@ class VTM(InModelReducer):
     def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
         if self.values["targets"] == "motion":
             motion = cell_motion(video, grid, tubelet, patch, self.values["motion_source"])
-            self._motion = torch.from_numpy(motion).reshape(-1).to(video.device)
+            self._motion = torch.from_numpy(motion).reshape(1, -1).to(video.device)
+
+    def batched(self, prepared: list["VTM"]) -> "VTM":
+        """One reducer for a batch of clips prepared one by one: their motions stacked, one row per clip."""
+        batch = type(self)(**self.values)
+        batch.saliency = self.saliency
+        if self.values["targets"] == "motion":
+            batch._motion = torch.cat([p._motion for p in prepared])
+        return batch
 
     def merge_blocks(self, depth: int) -> list[int]:
         """The blocks (0-based) that merge: merge_blocks of them, evenly spaced (12 blocks, 2: blocks 4 and 8)."""
@@ -220,7 +228,7 @@ class VTM(InModelReducer):
         if kind == "motion":
             if self._motion is None:
                 raise ValueError("motion targets need the clip's motion: call prepare() first")
-            scores = self._motion[ctx.cells]
+            scores = self._motion.expand(ctx.cells.shape[0], -1).gather(1, ctx.cells)
             values["motion"] = scores.float()
             logits = scores / self.values["temperature"]
         else:
