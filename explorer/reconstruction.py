@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from explorer.models.video_vit import VideoViT, normalize_video
 from explorer.models.videomae_decoder import VideoMAEDecoder
 
-from .analyze import resolve_device
+from .runtime import autocast, copy_to, memory_guard, resolve_device, resolve_precision
 from .video import Clip
 
 TARGET_EPS = 1e-6
@@ -57,12 +57,14 @@ def normalize_patches(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def reconstruct(clip: Clip, model: VideoViT, decoder: VideoMAEDecoder, keep: np.ndarray,
-                device: str = "cpu") -> Reconstruction:
+                device: str = "cpu", precision: str = "fp32") -> Reconstruction:
     """Encode only the tokens at `keep` (flat (t, h, w) indices), decode the others, draw the three videos.
 
     `model` must be the pre-training encoder (no classifier): the decoder reads the output of
     its blocks and final norm (a LayerNorm in VideoMAE's; none in a transformers model
-    pre-trained with mean pooling, as transformers runs it). Runs in float32.
+    pre-trained with mean pooling, as transformers runs it). Runs under autocast at `precision`
+    (fp32 by default: the painted patches are compared with the clip); the patches are
+    un-normalized in float32. The models are not moved: a copy runs where they live elsewhere.
     """
     cfg = model.cfg
     t, p = cfg.tubelet, cfg.patch
@@ -77,10 +79,12 @@ def reconstruct(clip: Clip, model: VideoViT, decoder: VideoMAEDecoder, keep: np.
                          f"values per patch; this encoder is {cfg.embed_dim} wide with {3 * t * p * p}")
     keep = np.sort(keep)
     dev = resolve_device(device)
-    model, decoder = model.to(dev), decoder.to(dev)
+    precision = resolve_precision(precision, dev)
+    model, decoder = (m if next(m.parameters()).device.type == dev.type else copy_to(m, dev) for m in (model, decoder))
     frames = torch.from_numpy(clip.frames)
     keep_t = torch.from_numpy(keep).to(dev)[None]
-    with torch.inference_mode():
+    with memory_guard(f"reconstructing {clip.num_frames} frames", dev, "use fewer frames or the CPU"), \
+            torch.inference_mode(), autocast(dev, precision):
         encoded = model.forward_blocks(model.embed(normalize_video(frames).to(dev)[None], keep_t))
         predicted = decoder(encoded, keep_t, total)[0].float().cpu()
 

@@ -9,8 +9,8 @@ model has one); each clip is mean-pooled over its own tokens.
 The blocks run in the engine's loop (models/engine.py `forward_packed`), so that the math is
 `Block.forward`'s; only the attention over the pack differs. Which attention runs is decided
 in `attention_backend` alone: torch's variable-length kernel (`varlen_attn`, Flash or
-cuDNN) on CUDA in half precision, else exact scaled-dot-product attention segment by
-segment. Neither pads, and neither builds a mask over the whole pack.
+cuDNN) on a CUDA GPU that can run it (Ampere or newer) in half precision, else exact
+scaled-dot-product attention segment by segment (a T4 or V100, fp32, the CPU). Neither pads, and neither builds a mask over the whole pack.
 """
 from __future__ import annotations
 
@@ -80,9 +80,15 @@ def pack(model: VideoViT, videos: torch.Tensor | Sequence[torch.Tensor],
     return Packed(tokens=x, cu_seqlens=cu_seqlens, lengths=lengths)
 
 
+FLASH_CAPABILITY = (8, 0)  # the variable-length kernels (Flash, cuDNN) need an Ampere GPU or newer
+
+
 def attention_backend(device: torch.device, dtype: torch.dtype) -> str:
-    """The attention `packed_attention` runs for queries on this device in this dtype."""
-    return VARLEN if varlen_attn is not None and device.type == "cuda" and dtype in _HALF else PER_SEGMENT
+    """The attention `packed_attention` runs for queries on this device in this dtype: the variable-length
+    kernel where the GPU can run it (Ampere or newer, half precision), else exact attention per segment."""
+    if varlen_attn is None or device.type != "cuda" or dtype not in _HALF:
+        return PER_SEGMENT
+    return VARLEN if torch.cuda.get_device_capability(device) >= FLASH_CAPABILITY else PER_SEGMENT
 
 
 def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_len: int,

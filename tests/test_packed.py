@@ -94,3 +94,16 @@ def test_pack_refuses_a_selection_count_that_does_not_match_the_clips():
     model, clips = tiny_model(), clips_with_different_motion()
     with pytest.raises(ValueError, match="3 clips but 2 selections"):
         pack(model, clips, [selection_from_mask(np.ones(model.grid, dtype=bool))] * 2)
+
+
+def test_the_variable_length_kernel_is_chosen_by_what_the_gpu_can_run(monkeypatch):
+    from explorer.models import packed
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(packed, "varlen_attn", object())
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))  # a V100
+    assert attention_backend(cuda, torch.bfloat16) == PER_SEGMENT
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # an H100
+    assert attention_backend(cuda, torch.bfloat16) == VARLEN
+    assert attention_backend(cuda, torch.float32) == PER_SEGMENT
+    assert attention_backend(torch.device("cpu"), torch.bfloat16) == PER_SEGMENT

@@ -228,3 +228,23 @@ def test_the_view_draws_three_rows_once_and_says_what_it_needs_without_a_decoder
     app.session_state["none"] = True
     app.run()
     assert "MCG-NJU/videomae-base" in app.info[0].value
+
+
+def test_at_bf16_the_figure_is_drawn_as_at_fp32_and_a_forced_out_of_memory_is_one_message(monkeypatch):
+    from explorer.models.reducers import ParameterError
+
+    model, decoder = small_pair()
+    keep = np.array([0, 5, 9, 17, 30])
+    full = reconstruct(textured_clip(), model, decoder, keep)
+    half = reconstruct(textured_clip(), model, decoder, keep, precision="bf16")
+    assert np.array_equal(half.masked, full.masked) and np.array_equal(half.visible, full.visible)
+    assert abs(half.loss - full.loss) < 0.05 * full.loss
+    assert np.abs(half.reconstruction.astype(int) - full.reconstruction).mean() < 3  # grey levels
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(decoder, "forward", out_of_memory)
+    with pytest.raises(ParameterError, match="out of memory on the CPU for reconstructing 4 frames"):
+        reconstruct(textured_clip(), model, decoder, keep)
+    assert next(model.parameters()).device.type == "cpu"

@@ -62,7 +62,7 @@ def test_saliency_is_skipped_with_a_note_when_its_maps_would_not_fit(setup, monk
 
 
 def test_runs_on_one_shared_model_from_several_threads_do_not_mix(setup):
-    """App sessions share cached models; a run sets recording flags on the attention, so runs take turns."""
+    """App sessions share cached models; a run records nothing on the model, so runs need not take turns."""
     from concurrent.futures import ThreadPoolExecutor
     clip, model = setup
     jobs = [("none", {}), ("tome", {"r": 20}), ("rlt", {}), ("tome", {"r": 40})]
@@ -74,3 +74,27 @@ def test_runs_on_one_shared_model_from_several_threads_do_not_mix(setup):
         assert a.tokens_per_layer == b.tokens_per_layer and np.array_equal(a.logits, b.logits)
         for x, y in zip(a.values["rollout"], b.values["rollout"]):
             np.testing.assert_array_equal(x, y)
+
+
+def _gpu_out_of_memory(*args, **kwargs):
+    raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
+
+
+def test_out_of_memory_in_bench_is_one_message(monkeypatch):
+    from explorer.bench import bench
+    from explorer.models import engine
+
+    monkeypatch.setattr(engine, "batch_run", _gpu_out_of_memory)
+    with pytest.raises(ParameterError, match="out of memory on the CPU for batches of 2 clips of 4 x 64 px: use a"):
+        bench(None, ["tiny"], ["rlt"], batch=2, frames=4, size=64, device="cpu", runs=1)
+
+
+def test_out_of_memory_in_accuracy_is_one_message_and_the_model_stays_where_it_was(monkeypatch):
+    from explorer import accuracy
+    from explorer.synthetic import FRAMES, LABELS, SIZE
+
+    model = VideoViT(replace(TINY, num_frames=FRAMES, img_size=SIZE, num_classes=len(LABELS))).eval()
+    monkeypatch.setattr(accuracy.engine, "run_clip", _gpu_out_of_memory)
+    with pytest.raises(ParameterError, match="out of memory on the CPU for 2 held-out clips"):
+        accuracy.evaluate(model, list(LABELS), clips=2, reducers=("rlt",), budgets=(0.5,), device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
