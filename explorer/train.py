@@ -38,6 +38,7 @@ from explorer.models.reducers.vtm import VTMSaliency
 from explorer.models.video_vit import VideoViT, VideoViTConfig, normalize_video
 from explorer.models.weights import save_weights
 
+from .runtime import autocast, memory_guard, resolve_precision
 from .synthetic import FRAMES, HELD_OUT_SEED, LABELS, SIZE, SYMMETRIES, held_out_seeds, motion_batch, symmetric
 
 DEMO_CONFIG = VideoViTConfig(embed_dim=96, depth=4, num_heads=2, num_classes=len(LABELS),
@@ -61,6 +62,7 @@ class TrainSettings:
     train_clips: int = 2000  # the pool's size (1.2 GB of uint8 frames at the demo size)
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: PyTorch's default)
+    precision: str = "fp32"  # autocast precision of the forward (explorer/runtime.py); the shipped model: fp32
 
 
 @dataclass
@@ -139,9 +141,10 @@ def token_loss(token_logits: torch.Tensor, per_token: torch.Tensor) -> torch.Ten
     """Cross-entropy per token, moving and still tokens weighted equally (few tokens move)."""
     losses = F.cross_entropy(token_logits.flatten(0, 1), per_token.flatten(), reduction="none")
     moving = per_token.flatten() > 0
-    if not moving.any() or moving.all():
-        return losses.mean()
-    return 0.5 * (losses[moving].mean() + losses[~moving].mean())
+    n_moving = moving.sum()
+    n_still = moving.numel() - n_moving
+    halves = torch.where(moving, 0.5 / n_moving.clamp_min(1), 0.5 / n_still.clamp_min(1))  # read nothing back
+    return torch.where((n_moving > 0) & (n_still > 0), (losses * halves).sum(), losses.mean())
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -176,8 +179,10 @@ def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: st
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.set_flush_denormal(True)
+    dev = torch.device(device)
     try:
-        return _train(settings, cfg, torch.device(device), log)
+        with memory_guard(f"training batches of {settings.batch} clips", dev, "use a smaller --batch"):
+            return _train(settings, cfg, dev, log)
     finally:
         torch.set_flush_denormal(False)  # PyTorch's default; training is the only place that needs it
 
@@ -194,24 +199,27 @@ def _train(settings: TrainSettings, cfg: VideoViTConfig, dev: torch.device,
     pool = motion_batch(pool_seeds(settings))
     log(f"generated {settings.train_clips} training clips in {time.perf_counter() - started:.0f} s")
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    hits = []
+    losses, hits = [], []  # on the device; read back only when logging, so steps do not wait for it
+    precision = resolve_precision(settings.precision, dev)
     for step, (video, labels, per_token) in enumerate(batches(pool, settings, 0, settings.steps, dev, cfg)):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
-        x = model.forward_blocks(model.embed(video))
-        token_logits = model.head(model.fc_norm(x))  # the clip's head on every token: deep supervision
-        logits = model.forward_head(x)
-        loss = F.cross_entropy(logits, labels) + settings.token_loss * token_loss(token_logits, per_token)
+        with autocast(dev, precision):
+            x = model.forward_blocks(model.embed(video))
+            token_logits = model.head(model.fc_norm(x))  # the clip's head on every token: deep supervision
+            logits = model.forward_head(x)
+            loss = F.cross_entropy(logits, labels) + settings.token_loss * token_loss(token_logits, per_token)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        result.losses.append(loss.item())
-        hits.append((logits.argmax(dim=1) == labels).float().mean().item())
+        losses.append(loss.detach().float())
+        hits.append((logits.argmax(dim=1) == labels).float().mean())
         if step % 10 == 0 or step == settings.steps - 1:
-            log(f"step {step + 1}/{settings.steps}  loss {loss.item():.3f}  "
-                f"training accuracy (last 50 steps) {sum(hits[-50:]) / len(hits[-50:]):.1%}  "
-                f"{time.perf_counter() - started:.0f} s")
+            result.losses += torch.stack(losses[len(result.losses):]).tolist()
+            recent = torch.stack(hits[-50:]).mean().item()
+            log(f"step {step + 1}/{settings.steps}  loss {result.losses[-1]:.3f}  "
+                f"training accuracy (last 50 steps) {recent:.1%}  {time.perf_counter() - started:.0f} s")
     saliency = train_saliency(model, pool, settings, dev, result, log)
     result.accuracy = evaluate(model, held_out_seeds(settings.eval_clips), device=dev)
     result.seconds = time.perf_counter() - started

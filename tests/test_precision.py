@@ -69,3 +69,21 @@ def test_auto_is_fp32_on_the_cpu_and_unknown_precisions_are_refused():
 def test_every_kind_of_allocation_failure_is_recognised(message):
     assert out_of_memory(RuntimeError(message)) and out_of_memory(torch.OutOfMemoryError(message))
     assert not out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_training_runs_at_bf16_and_its_token_loss_reads_nothing_back():
+    from explorer.train import TrainSettings, token_loss, train
+    from tests.host_syncs import count_host_syncs
+
+    settings = TrainSettings(steps=3, batch=4, train_clips=8, eval_clips=4, saliency_steps=1, precision="bf16")
+    _, _, result = train(settings, log=lambda line: None)
+    assert len(result.losses) == 3 and all(np.isfinite(result.losses))
+    logits, targets = torch.randn(2, 6, 5), torch.tensor([[0, 0, 3, 0, 3, 0], [0, 1, 0, 0, 0, 0]])
+    with count_host_syncs() as counts:
+        loss = token_loss(logits, targets)
+    per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+    moving = targets.flatten() > 0
+    torch.testing.assert_close(loss, 0.5 * (per_token[moving].mean() + per_token[~moving].mean()))
+    assert sum(counts.values()) == 0
+    torch.testing.assert_close(token_loss(logits, torch.zeros_like(targets)),
+                               torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten() * 0))
