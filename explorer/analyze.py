@@ -277,7 +277,7 @@ def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelecti
         values[name] = [layer.values.get(name, np.full(layer.cells.size, np.nan)) for layer in layers]
     if with_saliency:
         n_cells = owner[0].size
-        shares = {"rollout": rollout(record.blocks, layers[-1].size),
+        shares = {"rollout": rollout(record.blocks, record.pooling),
                   "attention": [b.received for b in record.blocks] + [np.full(layers[-1].cells.size, np.nan)]}
         for name, per_layer in shares.items():
             values[name] = [share * n_cells / np.maximum(cells, 1) for share, cells in zip(per_layer, sizes)]

@@ -64,13 +64,14 @@ def reduction_step(new_index: np.ndarray, weight: np.ndarray, tokens_after: int)
     return step / step.sum(axis=1, keepdims=True)
 
 
-def rollout(blocks: list[BlockRecord], final_size: np.ndarray) -> list[np.ndarray]:
+def rollout(blocks: list[BlockRecord], pooling: np.ndarray) -> list[np.ndarray]:
     """Relevance of every token at every layer (layers + 1 vectors, each summing to one).
 
-    The last layer's relevance is the pooling weight (size over total size); each block
+    The last layer's relevance is each token's weight in the final mean pooling (its size, after
+    merges that pool by size; one per token otherwise), normalized; each block
     passes it back through its reduction (if any) and then its attention step.
     """
-    relevance = final_size.astype(np.float64) / final_size.sum()
+    relevance = pooling.astype(np.float64) / pooling.sum()
     out = [relevance]
     for block in reversed(blocks):
         if block.new_index is not None:

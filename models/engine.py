@@ -184,6 +184,7 @@ class FlowRecord:
     layers: list[LayerRecord]
     blocks: list[BlockRecord]
     boxes: np.ndarray | None = None  # (N, 6) boxes of a tokenizer's tokens (the same at every layer)
+    pooling: np.ndarray | None = None  # (N,) the weight the final mean pooling gave each token of the last layer
 
 
 class _Flow(BlockHooks):
@@ -287,11 +288,13 @@ def run_clip(model: VideoViT, video: torch.Tensor, selection: InputSelection, re
     in_model = reducer if isinstance(reducer, InModelReducer) else None
     flow = _Flow(x, keep, owner, in_model, model.grid, len(model.blocks), trace, fusion)
     x = model.norm(run_blocks(model.blocks, x, flow))
-    logits = model.forward_head(x, flow.size if flow.merged else None)
+    pooling = flow.size if flow.merged and in_model.pool_by_size else None
+    logits = model.forward_head(x, pooling)
     if not trace:
         return logits, None
     boxes = tokenizer.boxes(tuple(video.shape[2:]))[0] if tokenizer else None
-    return logits, FlowRecord(layers=flow.layers, blocks=flow.blocks, boxes=boxes)
+    weights = (pooling if pooling is not None else torch.ones_like(flow.size))[0].float().cpu().numpy()
+    return logits, FlowRecord(layers=flow.layers, blocks=flow.blocks, boxes=boxes, pooling=weights)
 
 
 def saliency_bytes(depth: int, heads: int, tokens: int) -> int:

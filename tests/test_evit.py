@@ -123,3 +123,15 @@ def test_under_bf16_autocast_the_cuda_path_runs(model, clip):
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         logits, record = engine.run_clip(model, video, selection, reducer, trace=True)
     assert logits.shape == (1, 5) and [layer.cells.size for layer in record.layers] == [196, 196, 139, 99, 71]
+
+
+def test_the_fused_token_counts_once_in_the_final_pooling(model, clip):
+    """EViT's class token sees the fused token as one token: the mean pooling does not weigh it by its cells."""
+    trace = analyze(clip, model, make_reducer("evit"), device="cpu")
+    last = trace.layers
+    sizes = trace.values["size"][last]
+    relevance = trace.values["rollout"][last] * sizes / trace.owner[0].size  # back to each token's share
+    assert sizes.max() > 1 and np.allclose(relevance, 1 / len(sizes))
+    merged = analyze(clip, model, make_reducer("tome", r=20), device="cpu")  # ToMe pools by size
+    shares = merged.values["rollout"][last] * merged.values["size"][last] / merged.owner[0].size
+    assert np.allclose(shares, merged.values["size"][last] / merged.values["size"][last].sum())

@@ -206,6 +206,8 @@ class InModelReducer(Reducer):
 
     stage: ClassVar[str] = "mid"
     needs: ClassVar[frozenset[str]] = frozenset({"keys"})
+    pool_by_size: ClassVar[bool] = True  # the final mean pooling weighs a token by the inputs it stands for (ToMe's
+    # MAE pooling); False: every token counts once, as a class token's attention sees a fused token (EViT)
 
     def acts_at(self, block: int, depth: int) -> bool:
         """Whether `step` may act in this block (0-based) of `depth`; every block by default."""
