@@ -7,13 +7,15 @@ key next to them stands for them.
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from explorer.models.reducers import make_reducer
 from explorer.models.video_vit import VideoViT
 from explorer.models.weights import LoadReport
 
 from ..accuracy import load_shipped
-from ..analyze import ModelSpec, analyze, build_model, resolve_device
+from ..analyze import ModelSpec, analyze, build_model
+from ..runtime import memory_guard, resolve_device
 from ..saliency import SaliencySpec
 from ..trace import Trace
 from ..video import Clip, load_clip
@@ -24,10 +26,18 @@ def clip(key: str, _source: str | bytes, name: str, frames: int, stride: int, st
     return load_clip(_source, frames=frames, stride=stride, start=start, size=size, name=name)
 
 
-@st.cache_resource(max_entries=3, show_spinner=False)
 def model(size: str, weights: str | None, num_frames: int, img_size: int, device: str) -> tuple[VideoViT, LoadReport | None]:
+    """The shared model on the device that `device` resolves to ("auto" and "cuda" share one GPU copy)."""
+    return _model(size, weights, num_frames, img_size, resolve_device(device).type)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def _model(size: str, weights: str | None, num_frames: int, img_size: int,
+           device: str) -> tuple[VideoViT, LoadReport | None]:
     network, report = build_model(ModelSpec(size=size, weights=weights), num_frames, img_size)
-    return network.to(resolve_device(device)), report
+    with memory_guard(f"the model ({size}{', ' + weights if weights else ''})", torch.device(device),
+                      "use a smaller model or the CPU"):
+        return network.to(device), report
 
 
 @st.cache_data(show_spinner=False)
@@ -38,6 +48,6 @@ def accuracy_table() -> dict | None:
 @st.cache_data(max_entries=32, show_spinner=False)
 def trace(clip_key: str, _clip: Clip, model_key: tuple, _model: VideoViT, labels: list[str] | None,
           reducer: str, params: tuple[tuple[str, object], ...], device: str, timing_runs: int,
-          saliency: SaliencySpec | None) -> Trace:
-    return analyze(_clip, _model, make_reducer(reducer, **dict(params)), device=device, labels=labels,
-                   model_name=str(model_key[0]), timing_runs=timing_runs, saliency=saliency)
+          saliency: SaliencySpec | None, precision: str = "auto") -> Trace:
+    return analyze(_clip, _model, make_reducer(reducer, **dict(params)), device=device, precision=precision,
+                   labels=labels, model_name=str(model_key[0]), timing_runs=timing_runs, saliency=saliency)
