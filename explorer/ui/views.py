@@ -59,7 +59,7 @@ def numbers_view(trace: Trace, dense: Trace) -> None:
     cols[1].metric("FLOPs", f"{flops / 1e9:.1f} G", f"{flops / dense_flops - 1:+.0%} vs dense", delta_color="inverse",
                    help=f"Matrix products of the whole forward, a multiply-add counted as 2 FLOPs (papers often quote "
                         f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G.")
-    cols[2].metric(f"Forward time ({trace.meta['device']})", f"{seconds * 1e3:.0f} ms",
+    cols[2].metric(f"Forward time ({trace.meta['device']}, {trace.meta.get('precision', trace.meta.get('dtype'))})", f"{seconds * 1e3:.0f} ms",
                    f"{seconds / dense_seconds - 1:+.0%} vs dense ({dense_seconds * 1e3:.0f} ms)", delta_color="inverse",
                    help=f"Measured: median of {trace.meta['timing_runs']} run(s), {trace.meta['dtype']}; "
                         f"choosing the tokens took {trace.seconds['reduce'] * 1e3:.1f} ms more.")
