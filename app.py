@@ -7,13 +7,13 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.errors import USER_ERRORS
-from explorer.ui import cached, compare, reconstruction, sidebar, url_state, views
+from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
 from explorer.models.weights import CheckpointError
 
 
 def main() -> None:
     st.set_page_config(page_title="Token Reduction Explorer", page_icon="🎞️", layout="wide")
-    url_state.restore()
+    widgets.restore_from_link()
     st.title("Token Reduction Explorer")
     st.caption("Load a video, pick a video transformer and a token reducer, and see layer by layer "
                "which tokens the model gets, what it costs, and how the prediction changes.")
@@ -90,8 +90,8 @@ def main() -> None:
     st.subheader("Export")
     views.export_view(clip, trace, image, layer, style, value, focus)
     st.subheader("Link to this view")
-    url_state.share_link_view()
+    widgets.share_link_view()
 
 
 main()
-url_state.publish()  # after main(), so that its early returns (no video, an error, a comparison) are in the link too
+widgets.publish_to_link()  # after main(), so that its early returns (no video, an error, a comparison) are in the link too

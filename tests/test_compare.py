@@ -42,6 +42,7 @@ def compare_page(reducers, budget=0.5, logits=None):
         dense, traces = made.pop("dense", dense), traces | made
     st.session_state["traces"] = traces
     st.session_state["dense"] = dense
+    st.session_state[compare.COMPARE_ON.key] = True  # as in the app: the shared controls show while comparing
     compare.compare_view(clip, dense, traces)
 
 

@@ -2,27 +2,32 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.ui.url_state import SYNCED, Synced
+import explorer.ui.compare
+import explorer.ui.sidebar
+import explorer.ui.views  # noqa: F401  (these three declare the widgets, filling WIDGETS)
+from explorer.ui.widgets import WIDGETS, Widget
+
+
+def spec(default, **declaration):
+    """A widget declared outside the registry, to read its URL text."""
+    return Widget("key", "label", default, **declaration)
 
 
 def sidebar_page():
-    """The real sidebar between restore() and publish(), with the token view's layer and overlay widgets."""
-    import streamlit as st
+    """The real sidebar between restore_from_link() and publish_to_link(), with the token view's layer and overlay."""
+    from explorer.ui import compare, sidebar, views, widgets
 
-    from explorer.ui import compare, sidebar, url_state
-    from explorer.ui.views import STYLE_NAMES
-
-    url_state.restore()
+    widgets.restore_from_link()
     sidebar.video_ui()
     sidebar.sampling_ui()
     sidebar.model_ui()
     sidebar.reducer_ui()
     sidebar.saliency_ui()
     compare.compare_ui()
-    st.slider("Layer", 0, 12, 0, key="layer")
-    st.radio("Overlay", list(STYLE_NAMES), key="style")
-    url_state.share_link_view()
-    url_state.publish()
+    views.LAYER.draw(high=12)
+    views.STYLE.draw()
+    widgets.share_link_view()
+    widgets.publish_to_link()
 
 
 def page(query=None):
@@ -96,31 +101,31 @@ def test_a_hidden_widgets_setting_stays_out_of_the_link():
     assert not at.warning and at.query_params == {}
 
 
-@pytest.mark.parametrize("key", list(SYNCED))
+@pytest.mark.parametrize("key", list(WIDGETS))
 def test_every_default_reads_back_from_its_own_text(key):
-    spec = SYNCED[key]
-    assert spec.parse(spec.text(spec.default)) == spec.default
+    declared = WIDGETS[key]
+    assert declared.parse(declared.text(declared.default)) == declared.default
 
 
 @pytest.mark.parametrize("spec, text, value", [
-    (Synced(0.0, low=0.0, high=2.0), "0.15", 0.15),
-    (Synced(True), "OFF", False),
-    (Synced(["a"], choices=("a", "b", "c"), high=2), "b,a,b", ["b", "a"]),
-    (Synced("x", choices=("x", "y z")), "y z", "y z"),
-    (Synced("own", choices=("own", 112, 160)), "160", 160),
+    (spec(0.0, low=0.0, high=2.0), "0.15", 0.15),
+    (spec(True), "OFF", False),
+    (spec(["a"], choices=("a", "b", "c"), high=2), "b,a,b", ["b", "a"]),
+    (spec("x", choices=("x", "y z")), "y z", "y z"),
+    (spec("own", choices=("own", 112, 160)), "160", 160),
 ])
 def test_values_parse_by_type(spec, text, value):
     assert spec.parse(text) == value and spec.parse(spec.text(value)) == value
 
 
 @pytest.mark.parametrize("spec, text, message", [
-    (Synced(0.0, low=0.0, high=2.0), "3", "must be between 0 and 2"),
-    (Synced(0.0), "nan", "finite"),
-    (Synced(1), "1.5", "whole number"),
-    (Synced(True), "maybe", "true or false"),
-    (Synced(["a"], choices=("a", "b", "c"), high=2), "a,b,c", "at most 2 items"),
-    (Synced(["a"], choices=("a", "b")), "a,z", "must be one of a, b"),
-    (Synced(112, choices=("own", 112, 160)), "224", "must be one of own, 112, 160"),
+    (spec(0.0, low=0.0, high=2.0), "3", "must be between 0 and 2"),
+    (spec(0.0), "nan", "finite"),
+    (spec(1), "1.5", "whole number"),
+    (spec(True), "maybe", "true or false"),
+    (spec(["a"], choices=("a", "b", "c"), high=2), "a,b,c", "at most 2 items"),
+    (spec(["a"], choices=("a", "b")), "a,z", "must be one of a, b"),
+    (spec(112, choices=("own", 112, 160)), "224", "must be one of own, 112, 160"),
 ])
 def test_bad_values_say_why(spec, text, message):
     with pytest.raises(ValueError, match=message):

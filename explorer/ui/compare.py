@@ -20,10 +20,32 @@ from ..overlays import draw_frame, heat_legend
 from ..trace import Trace
 from ..video import Clip
 from . import cached
-from .views import STYLE_HELP, STYLE_NAMES, heat_bar_view, overlay_styles
+from .views import HEAT_VALUES, STYLE_HELP, STYLE_NAMES, heat_bar_view, overlay_styles
+from .widgets import widget
 
 DEFAULT_REDUCERS = ("rlt", "tome", "vtm")
 MAX_REDUCERS = 4
+
+COMPARE_ON = widget("compare_on", "Compare side by side", False, kind="toggle",
+                    help="Run several reducers on this clip at the same token budget and show them next to each other, "
+                         "with dense as the reference.")
+WHILE_ON = (COMPARE_ON.key, True)  # the comparison's other widgets show only while it is on
+REDUCERS_COMPARED = widget("compare_reducers", f"Reducers (2 to {MAX_REDUCERS})", DEFAULT_REDUCERS,
+                           choices=[n for n in REDUCERS if n != "none"], low=0, high=MAX_REDUCERS,
+                           format_func=lambda n: REDUCERS[n].title, only_if=WHILE_ON)
+BUDGET = widget("compare_budget", "Token budget", 0.5, low=0.1, high=1.0, step=0.05, only_if=WHILE_ON,
+                help="The average number of tokens over the layers, as a fraction of dense; each reducer's own knob is "
+                     "fitted to it.")
+# the shared view's widgets; the traces decide their range (layers, frames, overlays, heat values) when drawn
+LAYER = widget("compare_layer", "Layer (every column)", 0, low=0, kind="slider", only_if=WHILE_ON,
+               help="0 is the model's input; l is the sequence after block l. A network with fewer blocks shows its last.")
+FRAME = widget("compare_frame", "Frame (every column)", 1, low=0, kind="select_slider", only_if=WHILE_ON,
+               help="One frame per tubelet, its last, as in the single view.")  # the first tubelet's last frame
+STYLE = widget("compare_style", "Overlay (every column)", next(iter(STYLE_NAMES)), choices=STYLE_NAMES, kind="radio",
+               format_func=STYLE_NAMES.get, extra={"horizontal": True}, only_if=WHILE_ON,
+               help="Only overlays every compared trace can show.")  # the first overlay they share
+HEAT_VALUE = widget("compare_heat_value", "Heat value", "rollout", choices=HEAT_VALUES,
+                    only_if=("compare_style", "heat"))
 
 Result = Trace | str  # a trace, or the message of the user error that stopped the reducer
 
@@ -135,16 +157,9 @@ def shared_styles(traces: list[Trace]) -> list[str]:
 def compare_ui() -> CompareChoice | None:
     """Sidebar: a switch, 2 to 4 reducers and one budget; None while off or with fewer than two."""
     st.subheader("Compare reducers")
-    if not st.toggle("Compare side by side", key="compare_on",
-                     help="Run several reducers on this clip at the same token budget and show them next to each "
-                          "other, with dense as the reference."):
+    if not COMPARE_ON.draw():
         return None
-    names = st.multiselect(f"Reducers (2 to {MAX_REDUCERS})", [n for n in REDUCERS if n != "none"],
-                           default=list(DEFAULT_REDUCERS), max_selections=MAX_REDUCERS, key="compare_reducers",
-                           format_func=lambda n: REDUCERS[n].title)
-    budget = st.slider("Token budget", 0.1, 1.0, 0.5, 0.05, key="compare_budget",
-                       help="The average number of tokens over the layers, as a fraction of dense; each reducer's "
-                            "own knob is fitted to it.")
+    names, budget = REDUCERS_COMPARED.draw(), BUDGET.draw()
     fixed = [n for n in names if not REDUCERS[n].budget_knob]
     if fixed:
         st.caption(f"No budget knob, so run at their defaults: {', '.join(fixed)}.")
@@ -209,30 +224,16 @@ class _View:
 
 
 def _controls(clip: Clip, dense: Trace, traces: list[Trace]) -> _View:
-    """The shared layer, frame and overlay; clamps widget state that the new traces no longer allow."""
-    deepest = max(t.layers for t in traces)
+    """The shared layer, frame and overlay, within what the traces allow."""
     frames = list(range(dense.cell[0] - 1, clip.num_frames, dense.cell[0]))  # each tubelet's last, as draw_frame
-    styles = shared_styles(traces)
-    heats = shared_heat_values(traces)
-    state = st.session_state
-    if state.get("compare_layer", 0) > deepest:
-        state["compare_layer"] = deepest
-    for key, allowed in (("compare_frame", frames), ("compare_style", styles), ("compare_heat_value", heats)):
-        if key in state and state[key] not in allowed:
-            del state[key]
     c1, c2, c3 = st.columns([2, 2, 3])
-    layer = c1.slider("Layer (every column)", 0, deepest, 0, key="compare_layer",
-                      help="0 is the model's input; l is the sequence after block l. A network with fewer blocks "
-                           "shows its last.")
-    frame = c2.select_slider("Frame (every column)", frames, key="compare_frame",
-                             format_func=lambda f: f"{f} (t'={f // dense.cell[0]})",
-                             help="One frame per tubelet, its last, as in the single view.")
-    style = c3.radio("Overlay (every column)", styles, format_func=STYLE_NAMES.get, horizontal=True,
-                     key="compare_style", help="Only overlays every compared trace can show.")
+    layer = LAYER.draw(c1, high=max(t.layers for t in traces))
+    frame = FRAME.draw(c2, choices=frames, format_func=lambda f: f"{f} (t'={f // dense.cell[0]})")
+    style = STYLE.draw(c3, choices=shared_styles(traces))
     heat = vmin = vmax = None
     if style == "heat":
-        heat = st.selectbox("Heat value", heats, format_func=lambda n: values.describe(n, trace=traces[0]).label,
-                            key="compare_heat_value")
+        heat = HEAT_VALUE.draw(choices=shared_heat_values(traces),
+                               format_func=lambda n: values.describe(n, trace=traces[0]).label)
         legends = [heat_legend(t, heat, min(layer, t.layers)) for t in traces]
         vmin, vmax = min(g.vmin for g in legends), max(g.vmax for g in legends)
         heat_bar_view(dataclasses.replace(legends[0], vmin=vmin, vmax=vmax), values.describe(heat, trace=traces[0]))

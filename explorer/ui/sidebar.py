@@ -1,4 +1,4 @@
-"""Sidebar widgets. Each *_ui() draws its widgets and returns plain values."""
+"""Sidebar widgets, each declared once below (widgets.widget); each *_ui() draws them and returns plain values."""
 from __future__ import annotations
 
 import os
@@ -7,17 +7,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer.models.reducers import REDUCERS, Param
+from explorer.models.reducers import REDUCERS
 from explorer.models.video_vit import SIZES
 from explorer.models.weights import CheckpointError, download_videomae, native_img_size
 
 from ..analyze import DEMO, DEMO_WEIGHTS
 from ..saliency import FUSIONS, SaliencySpec
 from ..video import SAMPLES, sample_path
+from .widgets import widget
 
 UPLOAD_TYPES = ["mp4", "webm", "mov", "mkv", "avi"]
 NATIVE_SIZE = "model's own"
 SIZE_OPTIONS = [NATIVE_SIZE, 112, 160, 224, 288]  # input sizes in px
+NETWORKS = [DEMO, *SIZES] if DEMO_WEIGHTS.exists() else list(SIZES)  # the demo model, unless it was deleted
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,53 @@ class ModelChoice:
         return (native_img_size(path) if path else None) or 224
 
 
+def _network_name(size: str) -> str:
+    if size == DEMO:
+        return "Demo model (trained: which way a shape moves)"
+    return f"ViT-{size}, untrained ({SIZES[size].embed_dim}-d, {SIZES[size].depth} blocks)"
+
+
+SOURCE = widget("source", "Source", "Sample", choices=["Sample", "Upload", "Local path"], kind="radio",
+                extra={"horizontal": True})
+SAMPLE = widget("sample", "Sample", next(iter(SAMPLES)), choices=SAMPLES, only_if=("source", "Sample"))
+PATH = widget("path", "Path on this machine", "", only_if=("source", "Local path"),
+              extra={"placeholder": "/videos/clip.mp4"})
+FRAMES = widget("frames", "Frames", 16, choices=range(2, 33, 2), kind="select_slider",
+                help="Frames fed to the model; a tubelet is 2 frames.")
+STRIDE = widget("stride", "Temporal stride", 4, low=1, high=64, help="Take every S-th frame of the source.")
+START = widget("start", "Start (s)", 0.0, low=0.0, step=0.5, kind="number_input")
+SIZE = widget("size", "Input size (px)", NATIVE_SIZE, choices=SIZE_OPTIONS, kind="select_slider",
+              help="Shorter side resized to this, then centre-cropped. The model's own: 112 px for the demo model "
+                   "(what it was trained on), 224 px otherwise.")
+MODEL_SIZE = widget("model_size", "Network", DEMO if DEMO in NETWORKS else "small", choices=NETWORKS,
+                    format_func=_network_name,
+                    help="Used when no weights are given: the demo model (trained here on generated clips of shapes "
+                         "moving left, right, up, down or not at all; assets/demo_model.safetensors) or a ViT of that "
+                         "size with random weights.")
+WEIGHTS = widget("weights", "Weights (optional)", "",
+                 extra={"placeholder": "checkpoint.pth or a Hugging Face folder"},
+                 help="VideoMAE checkpoints (official .pth, or a folder with config.json and model.safetensors) or "
+                      "explorer safetensors. Loaded without running code.")
+DEVICE = widget("device", "Device", "auto", choices=["auto", "cpu", "cuda"], kind="radio", extra={"horizontal": True})
+TIMING_RUNS = widget("timing_runs", "Timed runs", 1, low=1, high=10, help="Forward passes timed; the median is shown.")
+REDUCER = widget("reducer", "Reducer", "rlt", choices=REDUCERS, format_func=lambda n: REDUCERS[n].title)
+PARAMS = {name: {p.name: widget(f"param.{name}.{p.name}", p.name, p.default, choices=p.choices, low=p.low, high=p.high,
+                                step=p.step, help=p.help, only_if=("reducer", name)) for p in reducer.params}
+          for name, reducer in REDUCERS.items()}  # reducer -> parameter -> widget, from the registry's declarations
+SALIENCY_ON = widget("saliency_on", "Attention rollout", True, kind="toggle",
+                     help="Records every block's attention once per run (not in the timed runs) to compute rollout "
+                          "and the attention each token receives.")
+FUSION = widget("fusion", "Head fusion", FUSIONS[0], choices=FUSIONS, kind="radio", only_if=("saliency_on", True),
+                extra={"horizontal": True}, help="How the heads' attention maps become one: their mean, max or min.")
+DISCARD = widget("discard", "Discard ratio", 0.0, low=0.0, high=0.95, step=0.05, only_if=("saliency_on", True),
+                 help="Zero this fraction of the weakest attention weights before rolling out (sharpens the map).")
+
+
 def video_ui() -> VideoChoice | None:
     st.subheader("Video")
-    kind = st.radio("Source", ["Sample", "Upload", "Local path"], horizontal=True, key="source")
+    kind = SOURCE.draw()
     if kind == "Sample":
-        name = st.selectbox("Sample", list(SAMPLES), key="sample")
+        name = SAMPLE.draw()
         st.caption("Samples are credited in assets/samples/CREDITS.md. Big Buck Bunny: (c) 2008 Blender "
                    "Foundation, www.bigbuckbunny.org, CC BY 3.0.")
         path = sample_path(name)
@@ -69,7 +113,7 @@ def video_ui() -> VideoChoice | None:
         if upload is None:
             return None
         return VideoChoice(key=f"upload:{upload.file_id}", source=upload.getvalue(), name=upload.name)
-    text = st.text_input("Path on this machine", key="path", placeholder="/videos/clip.mp4").strip()
+    text = PATH.draw().strip()
     if not text:
         return None
     path = Path(text).expanduser()
@@ -79,28 +123,14 @@ def video_ui() -> VideoChoice | None:
 
 def sampling_ui() -> Sampling:
     with st.expander("Sampling", expanded=False):
-        frames = st.select_slider("Frames", options=list(range(2, 33, 2)), value=16, key="frames",
-                                  help="Frames fed to the model; a tubelet is 2 frames.")
-        stride = st.number_input("Temporal stride", min_value=1, max_value=64, value=4, step=1, key="stride",
-                                 help="Take every S-th frame of the source.")
-        start = st.number_input("Start (s)", min_value=0.0, value=0.0, step=0.5, key="start")
-        size = st.select_slider("Input size (px)", options=SIZE_OPTIONS, key="size",
-                                help="Shorter side resized to this, then centre-cropped. The model's own: 112 px for "
-                                     "the demo model (what it was trained on), 224 px otherwise.")
+        frames, stride, start, size = FRAMES.draw(), STRIDE.draw(), START.draw(), SIZE.draw()
     return Sampling(int(frames), int(stride), float(start), size if isinstance(size, int) else None)
 
 
 def model_ui() -> ModelChoice:
     st.subheader("Model")
-    networks = [DEMO, *SIZES] if DEMO_WEIGHTS.exists() else list(SIZES)  # the demo model, unless it was deleted
-    size = st.selectbox("Network", networks, index=0 if DEMO_WEIGHTS.exists() else networks.index("small"),
-                        key="model_size", format_func=_network_name,
-                        help="Used when no weights are given: the demo model (trained here on generated clips of "
-                             "shapes moving left, right, up, down or not at all; assets/demo_model.safetensors) or "
-                             "a ViT of that size with random weights.")
-    weights = st.text_input("Weights (optional)", key="weights", placeholder="checkpoint.pth or a Hugging Face folder",
-                            help="VideoMAE checkpoints (official .pth, or a folder with config.json and "
-                                 "model.safetensors) or explorer safetensors. Loaded without running code.").strip()
+    size = MODEL_SIZE.draw()
+    weights = WEIGHTS.draw().strip()
     with st.expander("Get VideoMAE weights (needs internet)"):
         st.text_input("Hugging Face repo", value="MCG-NJU/videomae-base-finetuned-kinetics", key="hf_repo")
         st.text_input("Save to folder", value="weights/videomae-base-kinetics", key="hf_dest")
@@ -108,16 +138,8 @@ def model_ui() -> ModelChoice:
                   help="Fetches config.json and model.safetensors only, then fills in the weights field.")
         if "hf_error" in st.session_state:
             st.error(st.session_state.pop("hf_error"))
-    device = st.radio("Device", ["auto", "cpu", "cuda"], horizontal=True, key="device")
-    runs = st.number_input("Timed runs", min_value=1, max_value=10, value=1, key="timing_runs",
-                           help="Forward passes timed; the median is shown.")
+    device, runs = DEVICE.draw(), TIMING_RUNS.draw()
     return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs))
-
-
-def _network_name(size: str) -> str:
-    if size == DEMO:
-        return "Demo model (trained: which way a shape moves)"
-    return f"ViT-{size}, untrained ({SIZES[size].embed_dim}-d, {SIZES[size].depth} blocks)"
 
 
 def _download_weights() -> None:
@@ -127,43 +149,18 @@ def _download_weights() -> None:
     except CheckpointError as error:
         st.session_state["hf_error"] = str(error)
     else:
-        st.session_state["weights"] = str(folder)
+        st.session_state[WEIGHTS.key] = str(folder)
 
 
 def reducer_ui() -> tuple[str, dict]:
     st.subheader("Token reducer")
-    names = list(REDUCERS)
-    name = st.selectbox("Reducer", names, index=names.index("rlt"), key="reducer",
-                        format_func=lambda n: REDUCERS[n].title)
-    return name, {p.name: param_widget(name, p) for p in REDUCERS[name].params}
+    name = REDUCER.draw()
+    return name, {param: field.draw() for param, field in PARAMS[name].items()}
 
 
 def saliency_ui() -> SaliencySpec | None:
     """Attention rollout settings; off skips recording the attention (faster runs)."""
     st.subheader("Saliency")
-    if not st.toggle("Attention rollout", value=True, key="saliency_on",
-                     help="Records every block's attention once per run (not in the timed runs) to compute "
-                          "rollout and the attention each token receives."):
+    if not SALIENCY_ON.draw():
         return None
-    fusion = st.radio("Head fusion", FUSIONS, horizontal=True, key="fusion",
-                      help="How the heads' attention maps become one: their mean, max or min.")
-    discard = st.slider("Discard ratio", 0.0, 0.95, 0.0, 0.05, key="discard",
-                        help="Zero this fraction of the weakest attention weights before rolling out "
-                             "(sharpens the map).")
-    return SaliencySpec(fusion, float(discard))
-
-
-def param_widget(reducer: str, p: Param):
-    key = f"param.{reducer}.{p.name}"
-    if p.choices:
-        return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), help=p.help, key=key)
-    if p.kind is str:
-        field = st.text_area if "\n" in p.default else st.text_input  # several lines: a table such as tubes
-        return field(p.name, value=p.default, help=p.help, key=key)
-    if p.kind is bool:
-        return st.checkbox(p.name, value=p.default, help=p.help, key=key)
-    if p.kind is int:
-        return st.number_input(p.name, min_value=int(p.low), max_value=int(p.high), value=p.default, step=1,
-                               help=p.help, key=key)
-    return st.slider(p.name, min_value=float(p.low), max_value=float(p.high), value=float(p.default),
-                     step=float(p.step or 0.01), help=p.help, key=key)
+    return SaliencySpec(FUSION.draw(), float(DISCARD.draw()))

@@ -21,10 +21,30 @@ from ..overlays import HeatLegend, cluster_info, draw_clip, heat_legend, value_l
 from ..trace import Trace
 from ..tube_charts import boxes_3d, tube_counts
 from ..video import Clip
+from .widgets import widget
 
 STYLE_NAMES = {"value": "Run length colour", "boxes": "Boxes", "clusters": "Clusters", "heat": "Heat",
                "kept": "Kept / pruned", "plain": "Frames only"}
 MAX_3D_BOXES = 2000  # more wireframes make the 3-D view slow to send and to turn
+
+
+def _heat_value_names() -> tuple[str, ...]:
+    """Every heat value a trace may carry: the generic ones, then those each registered reducer declares."""
+    tables = [values.VALUES, *(getattr(cls, "values", {}) for cls in REDUCERS.values())]
+    return tuple(dict.fromkeys(name for table in tables for name, info in table.items() if info.kind == "heat"))
+
+
+HEAT_VALUES = _heat_value_names()
+# the token view's widgets; the data decides their range (layers, overlays, heat values, grid) when drawn
+LAYER = widget("layer", "Layer", 0, low=0, kind="slider", help="0 is the model's input; l is the sequence after block l.")
+STYLE = widget("style", "Overlay", next(iter(STYLE_NAMES)), choices=STYLE_NAMES, kind="radio",
+               format_func=STYLE_NAMES.get, extra={"horizontal": True})  # the first overlay the trace offers
+EVERY_FRAME = widget("every_frame", "All frames", False, kind="toggle", help="Show both frames of each tubelet.")
+HEAT_VALUE = widget("heat_value", "Heat value", "rollout", choices=HEAT_VALUES, only_if=("style", "heat"))
+FOCUS_ON = widget("focus_on", "Follow a cell", False, kind="toggle",
+                  help="Highlight the token standing for one cell, in every frame it covers.")
+FOCUS = tuple(widget(key, label, 0, low=0, only_if=("focus_on", True))
+              for key, label in (("focus_t", "t' (time slot)"), ("focus_h", "h (row)"), ("focus_w", "w (column)")))
 
 STYLE_HELP = {
     "value": "Each kept token is tinted by its run length: how many tubelets in a row it stands for.",
@@ -91,19 +111,14 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
     """
     heat = values.heat_values(trace)
     run_length = "run_length" if "run_length" in trace.values else None
-    styles = overlay_styles(trace)
-    if st.session_state.get("layer", 0) > trace.layers:  # another network may have fewer blocks
-        st.session_state["layer"] = trace.layers
     c1, c2, c3 = st.columns([3, 2.5, 1.3])
-    layer = c1.slider("Layer", 0, trace.layers, 0, key="layer",
-                      help="0 is the model's input; l is the sequence after block l.")
-    style = c2.radio("Overlay", styles, format_func=STYLE_NAMES.get, horizontal=True, key="style")
-    every = c3.toggle("All frames", key="every_frame", help="Show both frames of each tubelet.")
+    layer = LAYER.draw(c1, high=trace.layers)  # another network may have fewer blocks
+    style = STYLE.draw(c2, choices=overlay_styles(trace))
+    every = EVERY_FRAME.draw(c3)
     row = st.columns([2.2, 1.8, 1, 1, 1])
     value = "tube" if style == "boxes" and "tube" in trace.values else run_length
     if style == "heat":
-        value = row[0].selectbox("Heat value", heat, format_func=lambda name: values.describe(name, trace=trace).label,
-                                 key="heat_value")
+        value = HEAT_VALUE.draw(row[0], choices=heat, format_func=lambda name: values.describe(name, trace=trace).label)
     focus = focus_ui(trace, row[1:])
     image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4,
                       focus=focus)
@@ -124,13 +139,9 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
 
 def focus_ui(trace: Trace, cols: list[DeltaGenerator]) -> tuple[int, int, int] | None:
     """A cell to follow, (t', h, w) within the grid, or None when the toggle is off; drawn in four columns."""
-    on = cols[0].toggle("Follow a cell", key="focus_on",
-                        help="Highlight the token standing for one cell, in every frame it covers.")
-    if not on:
+    if not FOCUS_ON.draw(cols[0]):
         return None
-    t, h, w = (int(col.number_input(label, min_value=0, max_value=size - 1, step=1, key=key))
-               for col, label, size, key in zip(cols[1:], ("t' (time slot)", "h (row)", "w (column)"), trace.grid,
-                                                ("focus_t", "focus_h", "focus_w")))
+    t, h, w = (int(axis.draw(col, high=size - 1)) for axis, col, size in zip(FOCUS, cols[1:], trace.grid))
     return t, h, w
 
 
