@@ -39,6 +39,7 @@ def main() -> None:
         labels = report.labels if report else None
         run = dict(clip_key=choice.key + repr(sampling), _clip=clip, model_key=model_key, _model=model,
                    labels=labels, device=model_choice.device, timing_runs=model_choice.timing_runs,
+                   precision=model_choice.precision,
                    saliency=saliency)
         with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
             dense = cached.trace(reducer="none", params=(), **run)

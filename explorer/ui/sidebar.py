@@ -12,6 +12,7 @@ from explorer.models.video_vit import SIZES
 from explorer.models.weights import CheckpointError, download_videomae, native_img_size
 
 from ..analyze import DEMO, DEMO_WEIGHTS
+from ..runtime import DEVICES, PRECISIONS
 from ..saliency import FUSIONS, SaliencySpec
 from ..video import SAMPLES, sample_path
 from .widgets import widget
@@ -47,6 +48,7 @@ class ModelChoice:
     weights: str | None
     device: str
     timing_runs: int
+    precision: str = "auto"
 
     @property
     def native_size(self) -> int:
@@ -82,7 +84,10 @@ WEIGHTS = widget("weights", "Weights (optional)", "",
                  extra={"placeholder": "checkpoint.pth or a Hugging Face folder"},
                  help="VideoMAE checkpoints (official .pth, or a folder with config.json and model.safetensors) or "
                       "explorer safetensors. Loaded without running code.")
-DEVICE = widget("device", "Device", "auto", choices=["auto", "cpu", "cuda"], kind="radio", extra={"horizontal": True})
+DEVICE = widget("device", "Device", "auto", choices=list(DEVICES), kind="radio", extra={"horizontal": True})
+PRECISION = widget("precision", "Precision", "auto", choices=list(PRECISIONS), kind="radio", extra={"horizontal": True},
+                   help="The forward runs under autocast at this precision. auto: bf16 on a GPU that supports it "
+                        "(else fp16), fp32 on the CPU; bf16 on the CPU runs the GPU's code path.")
 TIMING_RUNS = widget("timing_runs", "Timed runs", 1, low=1, high=10, help="Forward passes timed; the median is shown.")
 REDUCER = widget("reducer", "Reducer", "rlt", choices=REDUCERS, format_func=lambda n: REDUCERS[n].title)
 PARAMS = {name: {p.name: widget(f"param.{name}.{p.name}", p.name, p.default, choices=p.choices, low=p.low, high=p.high,
@@ -138,8 +143,8 @@ def model_ui() -> ModelChoice:
                   help="Fetches config.json and model.safetensors only, then fills in the weights field.")
         if "hf_error" in st.session_state:
             st.error(st.session_state.pop("hf_error"))
-    device, runs = DEVICE.draw(), TIMING_RUNS.draw()
-    return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs))
+    device, precision, runs = DEVICE.draw(), PRECISION.draw(), TIMING_RUNS.draw()
+    return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs), precision)
 
 
 def _download_weights() -> None:
