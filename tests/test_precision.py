@@ -87,3 +87,21 @@ def test_training_runs_at_bf16_and_its_token_loss_reads_nothing_back():
     assert sum(counts.values()) == 0
     torch.testing.assert_close(token_loss(logits, torch.zeros_like(targets)),
                                torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten() * 0))
+
+
+def test_the_app_runs_at_the_chosen_precision_and_says_so():
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=180)
+    at.session_state["model_size"], at.session_state["frames"], at.session_state["size"] = "tiny", 8, 112
+    at.session_state["reducer"] = "sta"  # the reducer that crashed under bf16
+    at.session_state["precision"] = "bf16"
+    at.run()
+    assert not at.exception and not at.error
+    label = next(m.label for m in at.metric if m.label.startswith("Forward time"))
+    assert label == "Forward time (cpu, bf16)"
