@@ -1,15 +1,25 @@
 # The two commands of the README. PYTHON picks the interpreter (a venv's, say).
 PYTHON ?= python3
 
-.PHONY: app test browser bench
+.PHONY: app test check lint dev browser bench
 
 app:  ## install what the app needs, then serve it on http://localhost:8501
 	$(PYTHON) -m pip install -q -r requirements.txt
 	$(PYTHON) -m streamlit run app.py
 
-test: browser  ## install what the tests need, then run them (no GPU, no network needed beyond the install)
-	$(PYTHON) -m pip install -q -r requirements-dev.txt
+test: browser dev  ## install what the tests need, then run them all (no GPU, no network needed beyond the install)
 	$(PYTHON) -m pytest -q
+
+check: lint  ## lint, format check, types on the typed core, then the fast tests (no slow or browser ones)
+	$(PYTHON) -m pytest -q -m "not slow and not browser"
+
+lint: dev  ## ruff (lint and format check) on the tree, mypy on the typed core (the set is in pyproject.toml)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
+
+dev:  ## install what the tests and checks need
+	$(PYTHON) -m pip install -q -r requirements-dev.txt
 
 # The browser tests drive Debian's chromium with Playwright (never a browser Playwright downloads).
 # Installed with apt-get when missing; offline or without root that fails, and the browser tests are skipped.
