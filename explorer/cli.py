@@ -1,8 +1,12 @@
-"""Command line: python -m explorer analyze | bench | train | accuracy | download | reducers | samples."""
+"""Command line: python -m explorer (or token-explorer, installed) analyze | bench | train | accuracy | download |
+reducers | samples | app."""
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
@@ -19,6 +23,15 @@ from .train import TrainSettings
 from .video import SAMPLES, load_clip, sample_path
 
 MAX_TRAIN_CLIPS = 10_000  # the training pool stays in memory: 0.6 MB a clip at the demo size
+PAGE = Path(__file__).resolve().parent / "ui" / "page.py"  # the app's page, inside the package
+# .streamlit/config.toml's settings as flags: an installed package is not run from the repository's root, where
+# Streamlit finds that file (tests/test_install.py checks that the two agree).
+STREAMLIT_OPTIONS = {
+    "browser.gatherUsageStats": "false",
+    "server.maxUploadSize": "200",
+    "client.toolbarMode": "minimal",
+    "global.disableWidgetStateDuplicationWarning": "true",
+}
 
 
 def resolve_video(video: str) -> Path:
@@ -82,7 +95,8 @@ def run_train(args: argparse.Namespace) -> None:
 
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, saliency_steps=args.saliency_steps,
                              eval_clips=args.eval_clips, train_clips=args.clips, seed=args.seed, threads=args.threads)
-    if min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1 or settings.saliency_steps < 0:
+    too_few = min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1
+    if too_few or settings.saliency_steps < 0:
         raise ParameterError("--steps, --batch, --clips and --eval-clips must be at least 1, "
                              "--saliency-steps at least 0")
     if settings.train_clips > MAX_TRAIN_CLIPS:
@@ -129,8 +143,29 @@ def run_samples(args: argparse.Namespace) -> None:
         print(f"sample:{Path(file).stem}  {name}  ({sample_path(name)})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explorer", description="See what token reduction does inside video transformers.")
+def streamlit_command(port: int | None = None, address: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The `streamlit run` command line that serves the app's page with the repository's settings."""
+    options = dict(STREAMLIT_OPTIONS)
+    if port is not None:
+        options["server.port"] = str(port)
+    if address is not None:
+        options["server.address"] = address
+    flags = [part for key, value in options.items() for part in (f"--{key}", value)]
+    return [sys.executable, "-m", "streamlit", "run", str(PAGE), *flags, *extra]
+
+
+def run_app(args: argparse.Namespace) -> None:
+    extra = args.streamlit[1:] if args.streamlit[:1] == ["--"] else args.streamlit
+    command = streamlit_command(args.port, args.address, extra)
+    if args.dry_run:
+        print(shlex.join(command))
+        return
+    sys.stdout.flush()
+    os.execv(command[0], command)  # Streamlit takes over this process (and its Ctrl-C)
+
+
+def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="See what token reduction does inside video transformers.")
     commands = parser.add_subparsers(dest="command", required=True)
     a = commands.add_parser("analyze", help="run one clip through a model and reducer; write the trace")
     a.add_argument("video", help="a video file, or sample:NAME for a bundled sample (see `samples`)")
@@ -206,14 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(run=run_download)
     commands.add_parser("reducers", help="list reducers and their parameters").set_defaults(run=run_reducers)
     commands.add_parser("samples", help="list bundled sample videos").set_defaults(run=run_samples)
+    s = commands.add_parser("app", help="serve the app with Streamlit (http://localhost:8501 unless --port is given)")
+    s.add_argument("--port", type=int, help="port to serve on (Streamlit's default: 8501)")
+    s.add_argument("--address", help="address to listen on (Streamlit's default: every interface)")
+    s.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
+    s.add_argument("streamlit", nargs=argparse.REMAINDER, metavar="-- STREAMLIT_OPTION ...",
+                   help="further options for `streamlit run`, after --, e.g. -- --server.headless true")
+    s.set_defaults(run=run_app)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m explorer") -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         args.run(args)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def console() -> int:
+    """The installed console script, token-explorer."""
+    return main(prog="token-explorer")
