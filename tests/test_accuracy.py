@@ -24,6 +24,7 @@ def weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(weights, tmp_path, capsys):
     out = tmp_path / "acc"  # NAME defaults to accuracy
     code = main(["accuracy", "--weights", str(weights), "--clips", "4", "--budgets", "1", "0.5",

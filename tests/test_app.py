@@ -69,6 +69,7 @@ def test_changing_tau_changes_the_tokens(app):
     assert app.runs.count("rlt") == 2 and app.runs.count("none") == 1
 
 
+@pytest.mark.slow
 def test_every_reducer_can_be_chosen_and_every_overlay_drawn(app):
     for name in REDUCERS:
         app.selectbox(key="reducer").set_value(name).run()

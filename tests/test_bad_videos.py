@@ -411,6 +411,7 @@ def test_load_clip_gives_a_clip_or_one_clear_line(case, corpus, record_property)
             case.check(result, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PARAMS)
 def test_cli_exits_0_or_2_with_one_error_line(case, corpus, tmp_path, capfd):
     """capfd: FFmpeg's own logging, written by C code, would show up here too."""
@@ -424,6 +425,7 @@ def test_cli_exits_0_or_2_with_one_error_line(case, corpus, tmp_path, capfd):
         assert code == 0 and err == "" and (tmp_path / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_cli_in_a_fresh_process(corpus, tmp_path):
     """The real command on a file name with spaces and non-ASCII letters."""
     result = subprocess.run([sys.executable, "-m", "explorer", "analyze", str(corpus[NON_ASCII]), *CLI_ARGS,
@@ -450,6 +452,7 @@ def upload_name(name: str) -> str:
     return name if name.rsplit(".", 1)[-1] in UPLOAD_TYPES else f"{name}.mp4"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PARAMS)
 def test_app_shows_an_error_or_the_clip(case, corpus, app):
     payload, name = corpus[case.name].read_bytes(), upload_name(case.name)

@@ -16,6 +16,8 @@ from explorer.models.reducers import REDUCERS
 from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, configure_small_run, find_chromium
 from tests.conftest import write_video
 
+pytestmark = pytest.mark.browser
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package "
                                "(pip install -r requirements-dev.txt)")
 CHROMIUM = find_chromium()

@@ -11,6 +11,7 @@ from explorer.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_analyze_end_to_end_in_a_fresh_process(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
@@ -61,6 +62,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "sample:still_and_moving", "--models", "tiny", "--frames", "4", "--size", "64",
@@ -75,6 +77,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
     assert result["decode_ms"] > 0 and result["redraw_ms"] > 0
 
 
+@pytest.mark.slow
 def test_bench_runs_reducers_at_a_common_budget(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "sample:still_and_moving", "--models", "tiny", "--frames", "4", "--size", "64", "--runs", "1",

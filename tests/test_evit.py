@@ -101,6 +101,7 @@ def test_a_budget_fits_keep_rate(model, clip):
     assert trace.meta["budget"]["knob"] == "keep_rate"
 
 
+@pytest.mark.slow
 def test_it_is_found_by_every_surface_with_no_edit_elsewhere(tmp_path, capsys):
     assert "evit" in REDUCERS and REDUCERS["evit"].title.startswith("EViT")
     assert "evit" in default_specs()  # accuracy against budget

@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import write_video
 from tests.test_app import app  # noqa: F401  (the fixture: the app on the tiny model)
 
+pytestmark = pytest.mark.slow
+
 RERUNS = 50
 GROWTH_MB = 50  # allowed growth from the 10th rerun (caches warm) to the 50th
 

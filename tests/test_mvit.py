@@ -59,6 +59,7 @@ def test_b_schedule_is_slowfasts_mvit_b_16x4():
     assert (B_CFG.patch_kernel, B_CFG.patch_stride, B_CFG.patch_padding) == ((3, 7, 7), (2, 4, 4), (1, 3, 3))
 
 
+@pytest.mark.slow
 def test_b_has_the_published_parameter_count(mvit_b):
     model = mvit_b[0]
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(36.61, abs=0.005)  # PyTorchVideo zoo

@@ -43,6 +43,7 @@ def test_every_reducer_runs_at_bf16_with_saliency_and_records_it(demo, sample, n
         assert "rollout" in half.values and all(np.isfinite(v).all() for v in half.values["rollout"][:-1])
 
 
+@pytest.mark.slow
 def test_the_demo_model_predicts_at_bf16_as_at_fp32(demo):
     model, report = demo
     agree = 0

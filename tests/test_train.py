@@ -11,6 +11,8 @@ from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_
 from explorer.models.video_vit import VideoViTConfig
 from explorer.models.weights import load_model
 
+pytestmark = pytest.mark.slow
+
 TINY = VideoViTConfig(embed_dim=32, depth=2, num_heads=2, num_classes=len(LABELS), num_frames=16, img_size=112)
 MAX_BYTES = 20 * 2**20
 
