@@ -1,0 +1,99 @@
+"""Token Reduction Explorer: see what token reduction does inside a video transformer.
+
+The app's page, inside the package so that an installed copy can serve it: `streamlit run app.py` in the
+repository runs it, and so does `token-explorer app` (`python -m explorer app`) where the package is installed.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.errors import USER_ERRORS
+from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
+from explorer.models.weights import CheckpointError
+
+
+def main() -> None:
+    st.set_page_config(page_title="Token Reduction Explorer", page_icon="🎞️", layout="wide")
+    widgets.restore_from_link()
+    st.title("Token Reduction Explorer")
+    st.caption("Load a video, pick a video transformer and a token reducer, and see layer by layer "
+               "which tokens the model gets, what it costs, and how the prediction changes.")
+    with st.sidebar:
+        choice = sidebar.video_ui()
+        model_choice = sidebar.model_ui()
+        sampling = sidebar.sampling_ui().with_size(model_choice.native_size)
+        reducer, params = sidebar.reducer_ui()
+        saliency = sidebar.saliency_ui()
+        comparing = compare.compare_ui()
+    if choice is None:
+        st.info("Choose a video in the sidebar: a bundled sample, an upload, or a path on this machine.")
+        return
+    try:
+        with st.spinner(f"Decoding {choice.name}…"):
+            clip = cached.clip(choice.key, choice.source, choice.name, sampling.frames, sampling.stride,
+                               sampling.start, sampling.size)
+        with st.spinner("Building the model…"):
+            model, report = cached.model(model_choice.size, model_choice.weights, clip.num_frames, sampling.size,
+                                         model_choice.device)
+        model_key = (report.source if report else f"ViT-{model_choice.size}", model_choice.weights,
+                     clip.num_frames, sampling.size)
+        labels = report.labels if report else None
+        run = dict(clip_key=choice.key + repr(sampling), _clip=clip, model_key=model_key, _model=model,
+                   labels=labels, device=model_choice.device, timing_runs=model_choice.timing_runs,
+                   precision=model_choice.precision,
+                   saliency=saliency)
+        with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
+            dense = cached.trace(reducer="none", params=(), **run)
+        if comparing is None:
+            with st.spinner(f"Running with {reducer}…"):
+                trace = cached.trace(reducer=reducer, params=tuple(sorted(params.items())), **run)
+    except USER_ERRORS as error:
+        st.error(str(error))
+        return
+
+    with st.expander(views.clip_caption(clip)):
+        st.video(choice.source)
+    if report:
+        views.checkpoint_view(report)
+    else:
+        st.warning(f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
+                   "and times are real; predictions mean nothing until you load a checkpoint.")
+    if comparing is not None:
+        compare.compare_view(clip, dense, compare.compare_traces(comparing, run))
+        return
+    views.numbers_view(trace, dense)
+    main_col, side_col = st.columns([3, 1])
+    with main_col:
+        image, layer, style, value, focus = views.token_view(clip, trace)
+    with side_col:
+        views.explanation_view(reducer, trace)
+    if trace.boxes is not None:
+        st.subheader("Token boxes")
+        views.geometry_view(trace, clip, layer)
+    if "layer_info" in trace.meta:
+        st.subheader("Grids per layer")
+        views.layer_table_view(trace)
+    views.charts_view(trace, dense, layer)
+    pretraining = bool(report and report.format.endswith("pretrain"))
+    hidden = (trace.owner[0] < 0).any() and (trace.owner[0] >= 0).any()  # some tubelets in, some hidden
+    if pretraining or hidden:  # what would the pre-training decoder paint in the hidden cells?
+        st.subheader("Reconstruction (VideoMAE pre-training decoder)")
+        decoder = None
+        if pretraining:
+            try:
+                decoder = reconstruction.decoder(model_choice.weights)
+            except CheckpointError as error:
+                st.warning(f"No decoder: {error}")
+        reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
+    st.subheader("Prediction: dense vs reduced")
+    views.prediction_view(trace, dense, untrained=report is None)
+    with st.expander("Accuracy against token budget: every reducer on the demo model's held-out clips"):
+        views.accuracy_view(cached.accuracy_table())
+    st.subheader("Export")
+    views.export_view(clip, trace, image, layer, style, value, focus)
+    st.subheader("Link to this view")
+    widgets.share_link_view()
+
+
+main()
+widgets.publish_to_link()  # after main(), so that its early returns (no video, an error, a comparison) are in the link too
