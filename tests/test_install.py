@@ -157,3 +157,16 @@ def test_console_script_serves_the_installed_page(installed):
         except subprocess.TimeoutExpired:
             server.kill()
             server.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_the_installed_page_runs_on_the_demo_model(installed):
+    """The page as an installed user's `token-explorer app` runs it (AppTest: the default view, no browser)."""
+    script = ("from importlib.util import find_spec\n"
+              "from streamlit.testing.v1 import AppTest\n"
+              "page = find_spec('explorer.ui.page').origin\n"
+              "at = AppTest.from_file(page, default_timeout=180).run()\n"
+              "assert not at.exception and not at.error, (at.exception, at.error)\n"
+              "print(page, len(at.get('plotly_chart')))\n")
+    page, charts = run([str(installed["python"]), "-c", script], cwd=installed["cwd"]).stdout.split()
+    assert not Path(page).is_relative_to(ROOT) and int(charts) > 0
