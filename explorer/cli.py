@@ -18,6 +18,7 @@ from .accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS
 from .analyze import DEMO, ModelSpec, analyze, build_model, fit_input, resolve_device
 from .bench import bench, format_table, write_json
 from .errors import USER_ERRORS
+from .runtime import PRECISIONS
 from .saliency import FUSIONS, SaliencySpec
 from .train import TrainSettings
 from .video import SAMPLES, load_clip, sample_path
@@ -32,6 +33,8 @@ STREAMLIT_OPTIONS = {
     "client.toolbarMode": "minimal",
     "global.disableWidgetStateDuplicationWarning": "true",
 }
+
+PRECISION_HELP = "autocast precision: auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16 or fp16"
 
 
 def resolve_video(video: str) -> Path:
@@ -58,8 +61,9 @@ def run_analyze(args: argparse.Namespace) -> None:
     if report:
         print(report.summary(), file=sys.stderr)
     saliency = None if args.saliency == "off" else SaliencySpec(args.saliency, args.discard)
-    trace = analyze(clip, model, reducer, device=args.device, labels=report.labels if report else None,
-                    model_name=spec.describe(), timing_runs=args.runs, saliency=saliency)
+    trace = analyze(clip, model, reducer, device=args.device, precision=args.precision,
+                    labels=report.labels if report else None, model_name=spec.describe(), timing_runs=args.runs,
+                    saliency=saliency)
     out = trace.save(args.out)
     kept, total = trace.tokens_per_layer[0], trace.input_tokens
     saved = 1 - trace.flops.sum() / trace.dense_flops.sum()
@@ -70,7 +74,7 @@ def run_analyze(args: argparse.Namespace) -> None:
     print(f"tokens per layer: {' '.join(str(n) for n in trace.tokens_per_layer)}")
     print(f"{clip.source}: {reducer} kept {kept} of {total} tokens ({kept / total:.0%}), "
           f"{trace.flops.sum() / 1e9:.1f} GFLOPs ({saved:.0%} saved), forward {trace.seconds['forward'] * 1e3:.0f} ms "
-          f"on {trace.meta['device']}")
+          f"on {trace.meta['device']} at {trace.meta['precision']}")
     for row in trace.top_k(5):
         print(f"  {row['probability']:6.1%}  {row['label']}")
     print(f"wrote {out / 'summary.json'} and {out / 'trace.npz'}")
@@ -84,7 +88,7 @@ def run_bench(args: argparse.Namespace) -> None:
     video = None if args.generated else resolve_video(args.video or "sample:still_and_moving")
     result = bench(video, args.models, args.reducers, batch=args.batch, frames=args.frames, stride=args.stride,
                    start=args.start, size=args.size, device=args.device, runs=args.runs, budget=args.budget,
-                   threads=args.threads)
+                   threads=args.threads, precision=args.precision)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -94,7 +98,8 @@ def run_train(args: argparse.Namespace) -> None:
     from .train import save_demo, train
 
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, saliency_steps=args.saliency_steps,
-                             eval_clips=args.eval_clips, train_clips=args.clips, seed=args.seed, threads=args.threads)
+                             eval_clips=args.eval_clips, train_clips=args.clips, seed=args.seed, threads=args.threads,
+                             precision=args.precision)
     too_few = min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1
     if too_few or settings.saliency_steps < 0:
         raise ParameterError("--steps, --batch, --clips and --eval-clips must be at least 1, "
@@ -115,7 +120,7 @@ def run_accuracy(args: argparse.Namespace) -> None:
     model, report = build_model(ModelSpec(size=DEMO, weights=args.weights))
     result = accuracy.evaluate(model, report.labels if report else None, clips=args.clips,
                                reducers=tuple(args.reducers), budgets=tuple(args.budgets),
-                               device=str(resolve_device(args.device)),
+                               device=str(resolve_device(args.device)), precision=args.precision,
                                progress=lambda text: print(text, file=sys.stderr, flush=True))
     result["model"]["source"] = report.source if report else None
     paths = accuracy.write(result, args.out, args.name, html=args.html)
@@ -180,6 +185,7 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     a.add_argument("--size", type=int, help="shorter side resized to this, then centre-cropped "
                                             "(default: the model's input size, 112 for the demo model, else 224)")
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    a.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
     a.add_argument("--saliency", default="mean", choices=[*FUSIONS, "off"],
                    help="attention rollout head fusion, or off to skip recording attention")
@@ -204,6 +210,7 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     b.add_argument("--stride", type=int, default=4)
     b.add_argument("--size", type=int, default=224)
     b.add_argument("--device", default="auto")
+    b.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     b.add_argument("--runs", type=int, default=3, help="timed batches (median reported)")
     b.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     b.add_argument("--json", help="also write the numbers to this JSON file")
@@ -221,6 +228,8 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="autocast precision of training: fp32 (as the shipped model), bf16 or fp16")
     t.set_defaults(run=run_train)
     c = commands.add_parser("accuracy", help="accuracy and time against token budget, every reducer, held-out clips")
     c.add_argument("--weights", help="a model trained on the generated clips (default: the shipped demo model)")
@@ -230,6 +239,7 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     c.add_argument("--reducers", nargs="+", default=list(DEFAULT_REDUCERS),
                    help="reducers, optionally with settings: vtm:targets=learnable,gamma=4")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    c.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     c.add_argument("--out", default="results", help="folder for NAME.json, NAME.md and NAME.html")
     c.add_argument("--name", default="accuracy", help="file name stem")
     c.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,

@@ -106,3 +106,14 @@ def test_the_app_runs_at_the_chosen_precision_and_says_so():
     assert not at.exception and not at.error
     label = next(m.label for m in at.metric if m.label.startswith("Forward time"))
     assert label == "Forward time (cpu, bf16)"
+
+
+def test_the_cli_takes_a_precision_and_prints_it(tmp_path, capsys):
+    import json
+
+    from explorer.cli import main
+
+    assert main(["analyze", "sample:still_and_moving", "--model", "tiny", "--reducer", "sta", "--frames", "4",
+                 "--size", "64", "--device", "cpu", "--precision", "bf16", "--out", str(tmp_path)]) == 0
+    assert "on cpu at bf16" in capsys.readouterr().out
+    assert json.loads((tmp_path / "summary.json").read_text())["meta"]["precision"] == "bf16"
