@@ -209,7 +209,7 @@ def _meta(clip: Clip, reducer: Reducer, dev: torch.device, precision: str, model
 
 def _value_infos(reducer: Reducer, values: dict[str, list[np.ndarray]]) -> dict[str, dict[str, str]]:
     """What each per-token value of the trace means, from the reducer's declarations and the generic ones."""
-    declared: dict[str, ValueInfo] = {**VALUES, **type(reducer).values}
+    declared: dict[str, ValueInfo] = {**VALUES, **type(reducer).token_values}
     return {name: asdict(declared[name]) for name in values if name in declared}
 
 

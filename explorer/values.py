@@ -1,6 +1,6 @@
 """What the per-token values of a trace mean, and which of them a trace has (no Streamlit).
 
-A reducer declares the values it records (its `values`); analyze() writes those declarations
+A reducer declares the values it records (its `token_values`); analyze() writes those declarations
 into the trace (meta["values"]), so that the views learn them from the trace alone. VALUES
 holds the values every trace may have, whatever the reducer.
 

@@ -18,8 +18,9 @@ with its result. Nothing is stored on a module, so threads may run one cached mo
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -66,7 +67,8 @@ def attend(attn: Attention, x: torch.Tensor, *, mask: torch.Tensor | None = None
     if not (keys or weights or key_bias) and mask is None:
         return Attended(attn(x))
     B, N, _ = x.shape
-    gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
+    gate_layer = getattr(attn, "gate", None)  # timm 1.0.31's optional output gate
+    gate = gate_layer(x).sigmoid() if gate_layer is not None else None
     qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
@@ -102,8 +104,8 @@ def _packed_attention(attn: Attention, x: torch.Tensor, packed: Packed) -> torch
     return attn.proj_drop(attn.proj(attn.norm(out.reshape(x.shape[0], attn.attn_dim))))
 
 
-def attention_half(block: Block, x: torch.Tensor, **asked) -> tuple[torch.Tensor, Attended]:
-    attended = attend(block.attn, block.norm1(x), **asked)
+def attention_half(block: Block, x: torch.Tensor, **asked: Any) -> tuple[torch.Tensor, Attended]:
+    attended = attend(cast(Attention, block.attn), block.norm1(x), **asked)
     return x + block.drop_path1(block.ls1(attended.out)), attended
 
 
@@ -114,7 +116,7 @@ def mlp_half(block: Block, x: torch.Tensor) -> torch.Tensor:
 class BlockHooks:
     """What a run asks of each block and does between its halves; the base asks nothing and does nothing."""
 
-    def asks(self, index: int) -> dict:
+    def asks(self, index: int) -> dict[str, Any]:
         """Keyword arguments of `attend` for block `index` (mask, keys, weights)."""
         return {}
 
@@ -125,11 +127,12 @@ class BlockHooks:
         return x
 
 
-def run_blocks(blocks: Sequence[Block], x: torch.Tensor, hooks: BlockHooks | None = None,
+def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, hooks: BlockHooks | None = None,
                packed: Packed | None = None, key_bias: KeyBias | None = None) -> torch.Tensor:
-    """The blocks, each as timm's Block.forward in two halves, with the run's hooks between them."""
+    """The blocks (timm Blocks), each as timm's Block.forward in two halves, with the run's hooks between them."""
     hooks = hooks or BlockHooks()
-    for index, block in enumerate(blocks):
+    for index, module in enumerate(blocks):
+        block = cast(Block, module)
         asked = hooks.asks(index)
         if key_bias is not None:
             asked["key_bias"] = lambda keys, index=index: key_bias(index, keys)
@@ -205,11 +208,10 @@ class _Flow(BlockHooks):
         self.blocks: list[BlockRecord] = []
         self.mlp_tokens: list[int] = []
 
-    def asks(self, index: int) -> dict:
+    def asks(self, index: int) -> dict[str, Any]:
         reducer = self.reducer
-        acting = reducer is not None and reducer.acts_at(index, self.depth)
-        asked = {"keys": acting and "keys" in reducer.needs,
-                 "weights": self.fusion is not None or (acting and "attention" in reducer.needs)}
+        needs = reducer.needs if reducer is not None and reducer.acts_at(index, self.depth) else frozenset()
+        asked: dict[str, Any] = {"keys": "keys" in needs, "weights": self.fusion is not None or "attention" in needs}
         if self.merged and reducer is not None and reducer.proportional_attention:
             asked["mask"] = torch.log(self.size)[:, None, None, :]
         if self.trace:
@@ -218,6 +220,7 @@ class _Flow(BlockHooks):
 
     def after_attention(self, index: int, x: torch.Tensor, attended: Attended) -> torch.Tensor:
         if self.fusion is not None:
+            assert attended.weights is not None  # asked for in `asks`
             record = self.blocks[-1]
             record.fused = self.fusion(attended.weights)[0].cpu().numpy()
             record.received = attended.weights.mean(dim=(1, 2))[0].cpu().numpy()
@@ -236,12 +239,15 @@ class _Flow(BlockHooks):
 
     def _step(self, index: int, x: torch.Tensor, attended: Attended) -> torch.Tensor:
         """One reducer step; with a trace, its values go to the layer whose tokens it saw."""
-        if not self.reducer.acts_at(index, self.depth):
+        reducer = self.reducer
+        assert reducer is not None  # only called with one
+        if not reducer.acts_at(index, self.depth):
             return x
-        received = attended.weights.mean(dim=(1, 2)) if "attention" in self.reducer.needs else None
+        weights = attended.weights
+        received = weights.mean(dim=(1, 2)) if weights is not None and "attention" in reducer.needs else None
         ctx = BlockContext(block=index, depth=self.depth, grid=self.grid, x=x, keys=attended.keys, size=self.size,
                            cells=self.cells, received=received)
-        reduction, values = self.reducer.step(ctx)
+        reduction, values = reducer.step(ctx)
         if self.trace:
             self.layers[-1].values.update({name: v[0].float().cpu().numpy() for name, v in values.items()})
         if reduction is None:
@@ -288,11 +294,12 @@ def run_clip(model: VideoViT, video: torch.Tensor, selection: InputSelection, re
     in_model = reducer if isinstance(reducer, InModelReducer) else None
     flow = _Flow(x, keep, owner, in_model, model.grid, len(model.blocks), trace, fusion)
     x = model.norm(run_blocks(model.blocks, x, flow))
-    pooling = flow.size if flow.merged and in_model.pool_by_size else None
+    pooling = flow.size if flow.merged and in_model is not None and in_model.pool_by_size else None
     logits = model.forward_head(x, pooling)
     if not trace:
         return logits, None
-    boxes = tokenizer.boxes(tuple(video.shape[2:]))[0] if tokenizer else None
+    T, H, W = video.shape[2:]
+    boxes = tokenizer.boxes((T, H, W))[0] if tokenizer else None
     weights = (pooling if pooling is not None else torch.ones_like(flow.size))[0].float().cpu().numpy()
     return logits, FlowRecord(layers=flow.layers, blocks=flow.blocks, boxes=boxes, pooling=weights)
 
@@ -357,10 +364,11 @@ def batch_run(model: VideoViT, reducer: Reducer, videos: torch.Tensor, prepared:
         return BatchRun("batched", lambda: network(videos))
     if isinstance(reducer, TokenizerReducer):
         tokenizer = prepared[0][0]  # its tokens do not depend on the clip
+        assert isinstance(tokenizer, TokenizerReducer)
         return BatchRun("batched", lambda: model.forward_head(model.forward_blocks(
             tokenizer.tokenize(videos, cfg.embed_dim))))
     if isinstance(reducer, InModelReducer):  # every clip keeps the same count: one batched forward
-        own = reducer.batched([own for own, _ in prepared])
+        own = reducer.batched([cast(InModelReducer, own) for own, _ in prepared])
         return BatchRun("batched", lambda: run_clip(model, videos, prepared[0][1], own))
     selections = [selection for _, selection in prepared]
     if all(s.keep.size == s.owner.size for s in selections):  # every tubelet enters (dense): no pack needed

@@ -30,7 +30,7 @@ MAX_3D_BOXES = 2000  # more wireframes make the 3-D view slow to send and to tur
 
 def _heat_value_names() -> tuple[str, ...]:
     """Every heat value a trace may carry: the generic ones, then those each registered reducer declares."""
-    tables = [values.VALUES, *(getattr(cls, "values", {}) for cls in REDUCERS.values())]
+    tables = [values.VALUES, *(cls.token_values for cls in REDUCERS.values())]
     return tuple(dict.fromkeys(name for table in tables for name, info in table.items() if info.kind == "heat"))
 
 

@@ -3,7 +3,7 @@
 A reducer is one file in this folder that registers itself: the file's name is the
 reducer's `name`, and defining the class is enough (`Reducer.__init_subclass__`). It
 declares its typed parameters once (`params`: the sidebar, CLI, links, bench, accuracy and
-comparisons read them) and the per-token values it records (`values`: label, explanation,
+comparisons read them) and the per-token values it records (`token_values`: label, explanation,
 count or heat). It implements only the hooks it needs:
 
   choose input tokens     `select` (RLT, random drop, masking): which tubelets enter, and
@@ -20,6 +20,7 @@ reducer itself, and no other code tells the kinds apart.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,7 +53,7 @@ class Param:
     def kind(self) -> type:
         return type(self.default)
 
-    def parse(self, value: Any) -> bool | int | float:
+    def parse(self, value: Any) -> bool | int | float | str:
         """Check and convert a value (a Python value or a CLI string) to this parameter's type."""
         kind = self.kind
         if kind is str:
@@ -100,7 +101,7 @@ class InputSelection:
 
 
 class Reducer:
-    """Base class: a subclass declares `name`, `title`, `explanation`, `params`, `values` and its hooks.
+    """Base class: a subclass declares `name`, `title`, `explanation`, `params`, `token_values` and its hooks.
 
     The base is a pre-model reducer that lets every tubelet in (dense).
     """
@@ -113,7 +114,7 @@ class Reducer:
     acts: ClassVar[str] = ""  # where in the network it acts, in a few words
     shows: ClassVar[str] = ""  # what the views show of it, in a few words
     params: ClassVar[tuple[Param, ...]] = ()
-    values: ClassVar[dict[str, ValueInfo]] = {}  # per-token values it records: what each means
+    token_values: ClassVar[dict[str, ValueInfo]] = {}  # per-token values it records: what each means
     budget_knob: ClassVar[str | None] = None  # the parameter solved for when a token budget is asked (budget.py)
     budget_fixed: ClassVar[dict[str, Any]] = {}  # other parameters the knob only works with
     variants: ClassVar[tuple[str, ...]] = ()  # other settings compared by default ("targets=learnable")
@@ -136,7 +137,7 @@ class Reducer:
         if unknown:
             names = ", ".join(known) or "none"
             raise ParameterError(f"unknown parameter {unknown[0]!r} for reducer {self.name!r} (its parameters: {names})")
-        self.values = {name: p.parse(values.get(name, p.default)) for name, p in known.items()}
+        self.values: dict[str, Any] = {name: p.parse(values.get(name, p.default)) for name, p in known.items()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.values.items())
@@ -191,6 +192,18 @@ class BlockContext:
     cells: torch.Tensor  # (B, N) long: flat (t, h, w) index of the cell each token keeps
     received: torch.Tensor | None = None  # (B, N) attention each token receives, mean over heads and queries
 
+    def metric(self) -> torch.Tensor:
+        """The keys averaged over heads; the engine computes them where a reducer that needs them acts."""
+        if self.keys is None:
+            raise ValueError(f"block {self.block}: the keys were not recorded (the reducer's `needs` lacks 'keys')")
+        return self.keys
+
+    def attention_received(self) -> torch.Tensor:
+        """(B, N) attention each token receives; recorded where a reducer that needs "attention" acts."""
+        if self.received is None:
+            raise ValueError(f"block {self.block}: the attention was not recorded (`needs` lacks 'attention')")
+        return self.received
+
 
 class InModelReducer(Reducer):
     """A reducer that shortens the sequence inside the network (merging or pruning).
@@ -221,7 +234,7 @@ class InModelReducer(Reducer):
     def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
         """Called once per clip before the blocks run (e.g. to measure motion); nothing by default."""
 
-    def batched(self, prepared: list["InModelReducer"]) -> "InModelReducer":
+    def batched(self, prepared: Sequence["InModelReducer"]) -> "InModelReducer":
         """One reducer acting on a batch of clips, from the reducers prepared for each clip one by one; a reducer
         that keeps nothing per clip serves them all as it is."""
         return prepared[0]
@@ -260,7 +273,8 @@ class TokenizerReducer(Reducer):
         raise NotImplementedError
 
     def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
-        boxes, values = self.boxes(tuple(video.shape[1:]))
+        T, H, W = video.shape[1:]
+        boxes, values = self.boxes((T, H, W))
         centre = (boxes[:, 0::2] + boxes[:, 1::2]) // 2  # (t, y, x) of each box's centre
         t = np.minimum(centre[:, 0] // tubelet, grid[0] - 1)
         h = np.minimum(centre[:, 1] // patch, grid[1] - 1)

@@ -27,6 +27,9 @@ def fit_budget(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int]
     if knob is None:
         raise ParameterError(f"reducer {reducer.name!r} cannot be fitted to a token budget")
     param = next(p for p in reducer.params if p.name == knob)
+    if param.low is None or param.high is None:
+        raise TypeError(f"{reducer.name}'s budget knob {knob!r} needs a range (low and high)")
+    bottom, top = float(param.low), float(param.high)
     target = budget * np.prod(grid)
 
     def with_knob(value: float) -> Reducer:
@@ -37,12 +40,12 @@ def fit_budget(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int]
     def average(value: float) -> float:
         return float(np.mean(with_knob(value).layer_tokens(video, grid, tubelet, patch, depth)))
 
-    low, high = float(param.low), float(param.high)
+    low, high = bottom, top
     if param.kind is int:
         high = min(high, float(np.prod(grid)))  # beyond the token count an integer knob changes nothing
     rising = average(high) >= average(low)
     for _ in range(SEARCH_STEPS):
-        if (param.kind is int and high - low <= 1) or high - low <= 1e-4 * (param.high - param.low):
+        if (param.kind is int and high - low <= 1) or high - low <= 1e-4 * (top - bottom):
             break
         middle = (low + high) / 2 if param.kind is float else float((int(low) + int(high)) // 2)
         if (average(middle) < target) == rising:

@@ -54,7 +54,7 @@ class EViT(InModelReducer):
         Param("fuse", True, "Fuse the inattentive tokens into one extra token (EViT); off: drop them."),
         BUDGET,
     )
-    values = {
+    token_values = {
         "evit_attention": ValueInfo(
             "EViT attention", "The attention the token received in a pruning block, averaged over queries and "
             "heads, relative to uniform (1 = average). EViT keeps the tokens with the highest and fuses the rest. "
@@ -79,7 +79,7 @@ class EViT(InModelReducer):
         return counts
 
     def step(self, ctx: BlockContext) -> tuple[Reduction | None, dict[str, torch.Tensor]]:
-        score = ctx.received.float()  # (B, N), each row sums to one
+        score = ctx.attention_received().float()  # (B, N), each row sums to one
         B, N = score.shape
         values = {"evit_attention": score * N}
         keep = min(N, math.ceil(self.values["keep_rate"] * N))

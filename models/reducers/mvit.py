@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from torch import nn
 
 from ..mvit import MVIT_CONFIGS, MViT, check_input, footprint, mvit_flops
 from .base import NetworkReducer, NetworkRecord, Param, ParameterError
@@ -45,11 +46,18 @@ class MViTPooling(NetworkReducer):
             torch.random.default_generator.manual_seed(self.values["seed"])  # not CUDA's
             return MViT(cfg).eval()
 
-    def run(self, network: MViT, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:
+    def run(self, network: nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:
+        if not isinstance(network, MViT):
+            raise TypeError(f"MViT pooling runs an MViT, got {type(network).__name__}")
         cfg = network.cfg
         logits, blocks = network.forward_trace(video)
-        grids = [cfg.patch_grid] + [tuple(block.q_grid) for block in blocks]
+        grids: list[tuple[int, int, int]] = [cfg.patch_grid] + [_grid(block.q_grid) for block in blocks]
         info = [{"width": cfg.embed_dim, "heads": None}] + [{"width": b.dim_out, "heads": b.heads} for b in blocks]
         return logits, NetworkRecord(grids=grids, cell=footprint(cfg, cfg.patch_grid),
-                                     kv_grids=[tuple(block.kv_grid) for block in blocks],
+                                     kv_grids=[_grid(block.kv_grid) for block in blocks],
                                      flops=mvit_flops(cfg), info=info)
+
+
+def _grid(size: tuple[int, ...] | list[int]) -> tuple[int, int, int]:
+    t, h, w = size
+    return (int(t), int(h), int(w))

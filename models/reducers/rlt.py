@@ -70,7 +70,7 @@ class RLT(Reducer):
                           "in ImageNet-normalized units, exceeds tau.", low=0.0, high=2.0, step=0.01),
         BUDGET,
     )
-    values = {
+    token_values = {
         "run_length": ValueInfo(
             "run length", "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
             "kept and the repeats that barely changed are covered by it.", "count"

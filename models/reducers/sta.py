@@ -116,7 +116,7 @@ class STA(InModelReducer):
               low=0, high=REFERENCE_CELLS // 2, step=1),
         BUDGET,
     )
-    values = {
+    token_values = {
         "sta_score": ValueInfo(
             "STA score", "STA's score of each token where it prunes: accumulated temporal redundancy times (1 - "
             "activation). The tokens with the highest score are pruned; in the first group STA visits, the score is "
@@ -176,7 +176,7 @@ class STA(InModelReducer):
                r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N) STA score and (B, N) bool kept, visiting the groups in the stage's order."""
         B, N, _ = ctx.x.shape
-        metric = F.normalize(ctx.keys.float(), dim=-1)
+        metric = F.normalize(ctx.metric().float(), dim=-1)
         activation = ctx.x.float().abs().sum(dim=-1)
         score = torch.zeros(B, N, device=ctx.x.device)
         keep = torch.ones(B, N, dtype=torch.bool, device=ctx.x.device)

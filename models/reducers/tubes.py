@@ -41,7 +41,7 @@ class SparseTubes(TokenizerReducer):
         Param("seed", 0, "Seed of the untrained tube kernels.", low=0, high=2**31 - 1, step=1),
         BUDGET,
     )
-    values = {"tube": ValueInfo("tube", "Which tube made the token: 0 for the first line of the tubes table, 1 for "
+    token_values = {"tube": ValueInfo("tube", "Which tube made the token: 0 for the first line of the tubes table, 1 for "
                                         "the second, and so on.", "count")}
     budget_knob = "stride_scale"
 

@@ -17,7 +17,8 @@ Every strategy takes ceil(N / gamma) targets, so token counts depend on N alone.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -141,7 +142,7 @@ class VTM(InModelReducer):
               low=0, high=2**31 - 1, step=1),
         BUDGET,
     )
-    values = {
+    token_values = {
         "vtm_saliency": ValueInfo(
             "VTM saliency", "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
             "targets are drawn with probability softmax(saliency). Here u is untrained (random from the seed) unless a "
@@ -181,12 +182,15 @@ class VTM(InModelReducer):
             motion = cell_motion(video, grid, tubelet, patch, self.values["motion_source"])
             self._motion = torch.from_numpy(motion).reshape(1, -1).to(video.device)
 
-    def batched(self, prepared: list["VTM"]) -> "VTM":
+    def batched(self, prepared: Sequence[InModelReducer]) -> "VTM":
         """One reducer for a batch of clips prepared one by one: their motions stacked, one row per clip."""
         batch = type(self)(**self.values)
         batch.saliency = self.saliency
         if self.values["targets"] == "motion":
-            batch._motion = torch.cat([p._motion for p in prepared])
+            motions = [cast(VTM, p)._motion for p in prepared]
+            if any(m is None for m in motions):
+                raise ValueError("motion targets need each clip's motion: prepare every clip first")
+            batch._motion = torch.cat(cast(list[torch.Tensor], motions))
         return batch
 
     def merge_blocks(self, depth: int) -> list[int]:
@@ -210,7 +214,7 @@ class VTM(InModelReducer):
         chosen, values = self._choose(ctx, ctx.cells.gather(1, order), order, count)
         is_target = torch.zeros_like(chosen).scatter_(1, order, chosen)
         values["vtm_target"] = is_target.float()
-        reduction = match_to_targets(ctx.keys, is_target, r, mode="mean", n_targets=count) if r > 0 else None
+        reduction = match_to_targets(ctx.metric(), is_target, r, mode="mean", n_targets=count) if r > 0 else None
         return reduction, values
 
     def _choose(self, ctx: BlockContext, cells: torch.Tensor, order: torch.Tensor,
@@ -232,9 +236,9 @@ class VTM(InModelReducer):
             values["motion"] = scores.float()
             logits = scores / self.values["temperature"]
         else:
-            module = self._saliency_module(ctx.depth, ctx.keys.shape[-1])
+            module = self._saliency_module(ctx.depth, ctx.metric().shape[-1])
             with torch.no_grad():
-                scores = module(ctx.keys, ctx.block)
+                scores = module(ctx.metric(), ctx.block)
             values["vtm_saliency"] = scores
             logits = scores
         generator = torch.Generator(device=cells.device).manual_seed(self.values["seed"] * 1000 + ctx.block)
