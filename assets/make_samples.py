@@ -47,9 +47,7 @@ def _disk(cx: float, cy: float, r: float, win: tuple[slice, slice] = _ALL) -> np
     return np.clip(r - dist + 0.5, 0.0, 1.0)
 
 
-def _rect(
-    cx: float, cy: float, half_w: float, half_h: float, win: tuple[slice, slice] = _ALL
-) -> np.ndarray:
+def _rect(cx: float, cy: float, half_w: float, half_h: float, win: tuple[slice, slice] = _ALL) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of an axis-aligned rectangle, over the pixels of `win`."""
     cover_x = np.clip(half_w - np.abs(_X[win] - cx) + 0.5, 0.0, 1.0)
     cover_y = np.clip(half_h - np.abs(_Y[win] - cy) + 0.5, 0.0, 1.0)

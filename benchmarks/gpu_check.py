@@ -10,6 +10,7 @@
 
 Without a GPU, `--device cpu --quick` runs the same steps small, to check the script itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from explorer.accuracy import evaluate, format_table as accuracy_table
+from explorer.accuracy import evaluate
+from explorer.accuracy import format_table as accuracy_table
 from explorer.analyze import ModelSpec, analyze, build_model
-from explorer.bench import bench, format_table as bench_table
+from explorer.bench import bench
+from explorer.bench import format_table as bench_table
 from explorer.models.reducers import REDUCERS, make_reducer
 from explorer.video import SAMPLES, load_clip, sample_path
 
@@ -38,8 +41,12 @@ def section(title: str) -> None:
 
 def run_tests() -> None:
     section("tests with a CUDA variant")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     print("\n".join(result.stdout.strip().splitlines()[-3:]))
 
 
@@ -57,15 +64,25 @@ def every_reducer(device: str, size: str, frames: int, img: int) -> None:
                 if device == "cuda":
                     torch.cuda.set_sync_debug_mode("warn")
                 try:
-                    trace = analyze(clip, model, make_reducer(name), device=device, precision=precision,
-                                    timing_runs=5, saliency=None)
+                    trace = analyze(
+                        clip,
+                        model,
+                        make_reducer(name),
+                        device=device,
+                        precision=precision,
+                        timing_runs=5,
+                        saliency=None,
+                    )
                 finally:
                     if device == "cuda":
                         torch.cuda.set_sync_debug_mode("default")
             syncs = sum("synchroniz" in str(w.message) for w in caught)
             agrees = trace.logits.argmax() == reference.logits.argmax()
-            print(f"{name:<8}{precision:<10}{trace.tokens_per_layer[0]:>7}{trace.flops.sum() / 1e9:>8.1f}"
-                  f"{trace.seconds['forward'] * 1e3:>11.1f}{syncs:>7}  {'yes' if agrees else 'no'}", flush=True)
+            print(
+                f"{name:<8}{precision:<10}{trace.tokens_per_layer[0]:>7}{trace.flops.sum() / 1e9:>8.1f}"
+                f"{trace.seconds['forward'] * 1e3:>11.1f}{syncs:>7}  {'yes' if agrees else 'no'}",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,14 +95,24 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     size, frames, img, batch, clips = ("tiny", 4, 64, 2, 4) if args.quick else ("base", 16, 224, 32, 200)
     began = time.perf_counter()
-    print(f"# GPU check: torch {torch.__version__}, "
-          + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))
+    print(
+        f"# GPU check: torch {torch.__version__}, "
+        + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")
+    )
     if not args.quick:
         run_tests()
     every_reducer(args.device, size, frames, img)
     section(f"bench: ViT-{size}, batch {batch}, {frames} x {img}")
-    result = bench(None, [size], [n for n in REDUCERS if n != "none"], batch=batch, frames=frames, size=img,
-                   device=args.device, runs=3 if not args.quick else 1)
+    result = bench(
+        None,
+        [size],
+        [n for n in REDUCERS if n != "none"],
+        batch=batch,
+        frames=frames,
+        size=img,
+        device=args.device,
+        runs=3 if not args.quick else 1,
+    )
     (out / "bench.json").write_text(json.dumps(result, indent=2))
     print(bench_table(result), flush=True)
     section(f"accuracy against budget: the demo model, {clips} held-out clips")

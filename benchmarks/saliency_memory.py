@@ -10,6 +10,7 @@ shared model). Uses only the public API, so the same script measures older versi
 
     PYTHONPATH=. python benchmarks/saliency_memory.py small 30
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,8 +32,12 @@ def rss_mb() -> float:
 
 def left_on_model(model: torch.nn.Module) -> int:
     """Bytes of tensors kept as plain attributes of the model's modules (not parameters or buffers)."""
-    return sum(value.numel() * value.element_size() for module in model.modules()
-               for value in vars(module).values() if isinstance(value, torch.Tensor))
+    return sum(
+        value.numel() * value.element_size()
+        for module in model.modules()
+        for value in vars(module).values()
+        if isinstance(value, torch.Tensor)
+    )
 
 
 def main(size: str = "small", runs: int = 30, reducer: str = "none") -> None:
@@ -48,10 +53,15 @@ def main(size: str = "small", runs: int = 30, reducer: str = "none") -> None:
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     series.append(f"{rss_mb():.0f} trimmed")
-    print(f"ViT-{size}, {reducer}, 16 x 224 with saliency, {runs} runs ({seconds:.1f} s each): resident MB "
-          f"{' -> '.join(series)}; left on the model's modules: {left_on_model(model) / 2**20:.0f} MB")
+    print(
+        f"ViT-{size}, {reducer}, 16 x 224 with saliency, {runs} runs ({seconds:.1f} s each): resident MB "
+        f"{' -> '.join(series)}; left on the model's modules: {left_on_model(model) / 2**20:.0f} MB"
+    )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "small", int(sys.argv[2]) if len(sys.argv) > 2 else 30,
-         sys.argv[3] if len(sys.argv) > 3 else "none")
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "small",
+        int(sys.argv[2]) if len(sys.argv) > 2 else 30,
+        sys.argv[3] if len(sys.argv) > 3 else "none",
+    )

@@ -9,13 +9,14 @@ the accuracy, the tokens and FLOPs per clip (computed), and the forward time per
 (accuracy.html). The app draws the same chart from the JSON; the demo model's is shipped as
 assets/accuracy_budget.json (`--out assets --name accuracy_budget --no-html` writes it there).
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -29,11 +30,17 @@ from .runtime import autocast, memory_guard, resolve_device, resolve_precision, 
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "accuracy_budget.json"  # the demo model's table
+
+
 def default_specs() -> tuple[str, ...]:
     """Every registered reducer that runs on the model's tubelets and has a budget knob, and the variants each
     declares (vtm:targets=learnable)."""
-    return tuple(spec for name, cls in REDUCERS.items() if cls.runs_on_tubelets and cls.budget_knob
-                 for spec in (name, *(f"{name}:{variant}" for variant in cls.variants)))
+    return tuple(
+        spec
+        for name, cls in REDUCERS.items()
+        if cls.runs_on_tubelets and cls.budget_knob
+        for spec in (name, *(f"{name}:{variant}" for variant in cls.variants))
+    )
 
 
 DEFAULT_REDUCERS = default_specs()
@@ -61,8 +68,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         raise ParameterError(f"unknown reducer {name!r} (choose from: {', '.join(REDUCERS)})")
     cls = REDUCERS[name]
     if not cls.runs_on_tubelets or cls.budget_knob is None:
-        raise ParameterError(f"{name!r} cannot be evaluated here: its tokens need a network trained for them "
-                             "(the demo model was trained on tubelets), or it has no token budget")
+        raise ParameterError(
+            f"{name!r} cannot be evaluated here: its tokens need a network trained for them "
+            "(the demo model was trained on tubelets), or it has no token budget"
+        )
     make_reducer(name, **settings)  # refuse bad settings before any work
     return name, settings
 
@@ -70,13 +79,22 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 def check_model(model: VideoViT, labels: list[str] | None) -> None:
     cfg = model.cfg
     if list(labels or []) != list(LABELS) or (cfg.num_frames, cfg.img_size) != (FRAMES, SIZE):
-        raise ParameterError(f"the held-out set is the generated motion clips ({FRAMES} frames of {SIZE} px, "
-                             f"labels {', '.join(LABELS)}): use a model trained on them (python -m explorer train)")
+        raise ParameterError(
+            f"the held-out set is the generated motion clips ({FRAMES} frames of {SIZE} px, "
+            f"labels {', '.join(LABELS)}): use a model trained on them (python -m explorer train)"
+        )
 
 
-def evaluate(model: VideoViT, labels: list[str] | None, clips: int = 500,
-             reducers: tuple[str, ...] = DEFAULT_REDUCERS, budgets: tuple[float, ...] = DEFAULT_BUDGETS,
-             device: str = "cpu", progress: Callable[[str], None] | None = None, precision: str = "auto") -> dict:
+def evaluate(
+    model: VideoViT,
+    labels: list[str] | None,
+    clips: int = 500,
+    reducers: tuple[str, ...] = DEFAULT_REDUCERS,
+    budgets: tuple[float, ...] = DEFAULT_BUDGETS,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+    precision: str = "auto",
+) -> dict:
     """Dense and every reducer at every budget on `clips` held-out clips; the rows and how they were made.
 
     The forwards run under autocast at `precision` (auto: bf16 on a GPU, fp32 on the CPU), after one
@@ -88,14 +106,23 @@ def evaluate(model: VideoViT, labels: list[str] | None, clips: int = 500,
     specs = [(spec, *parse_spec(spec)) for spec in reducers]
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
-    with memory_guard(f"{clips} held-out clips", dev, "use the CPU or a smaller model"), torch.inference_mode(), \
-            autocast(dev, precision):
+    with (
+        memory_guard(f"{clips} held-out clips", dev, "use the CPU or a smaller model"),
+        torch.inference_mode(),
+        autocast(dev, precision),
+    ):
         result = _evaluate(model.to(dev).eval(), clips, specs, budgets, dev, progress)
     return result | {"precision": precision}
 
 
-def _evaluate(model: VideoViT, clips: int, specs: list[tuple[str, str, dict[str, str]]],
-              budgets: tuple[float, ...], dev: torch.device, progress: Callable[[str], None] | None) -> dict:
+def _evaluate(
+    model: VideoViT,
+    clips: int,
+    specs: list[tuple[str, str, dict[str, str]]],
+    budgets: tuple[float, ...],
+    dev: torch.device,
+    progress: Callable[[str], None] | None,
+) -> dict:
     cfg = model.cfg
     model(normalize_video(torch.from_numpy(motion_clip(0)[0])).to(dev)[None])  # warm-up, untimed
     dense_ms, dense_pred, truth, clips_uint8 = [], [], [], []  # uint8 frames: a quarter of the memory of floats
@@ -111,19 +138,44 @@ def _evaluate(model: VideoViT, clips: int, specs: list[tuple[str, str, dict[str,
     truth_arr, dense_arr = np.array(truth), np.array(dense_pred)
     dense_tokens = int(np.prod(cfg.grid))
     dense_gflops = model_flops(cfg, [dense_tokens] * (cfg.depth + 1)).sum() / 1e9
-    rows = [Row("none", 1.0, float((dense_arr == truth_arr).mean()), 1.0, dense_tokens, dense_tokens,
-                float(dense_gflops), float(np.mean(dense_ms)), "-")]
+    rows = [
+        Row(
+            "none",
+            1.0,
+            float((dense_arr == truth_arr).mean()),
+            1.0,
+            dense_tokens,
+            dense_tokens,
+            float(dense_gflops),
+            float(np.mean(dense_ms)),
+            "-",
+        )
+    ]
     for index, (spec, name, settings) in enumerate(specs):
         for budget in budgets:
             if progress:
                 progress(f"{spec} at budget {budget:g} ({index + 1} of {len(specs)})")
             rows.append(_evaluate_one(model, clips_uint8, truth_arr, dense_arr, spec, name, settings, budget))
-    return {"model": {"config": cfg.to_dict()}, "clips": clips, "device": dev.type, "labels": list(LABELS),
-            "budgets": list(budgets), "rows": [asdict(r) for r in rows]}
+    return {
+        "model": {"config": cfg.to_dict()},
+        "clips": clips,
+        "device": dev.type,
+        "labels": list(LABELS),
+        "budgets": list(budgets),
+        "rows": [asdict(r) for r in rows],
+    }
 
 
-def _evaluate_one(model: VideoViT, clips: list[torch.Tensor], truth: np.ndarray, dense: np.ndarray, spec: str,
-                  name: str, settings: dict[str, str], budget: float) -> Row:
+def _evaluate_one(
+    model: VideoViT,
+    clips: list[torch.Tensor],
+    truth: np.ndarray,
+    dense: np.ndarray,
+    spec: str,
+    name: str,
+    settings: dict[str, str],
+    budget: float,
+) -> Row:
     cfg = model.cfg
     device = next(model.parameters()).device
     predictions, first, average, gflops, ms, knobs = [], [], [], [], [], []
@@ -143,8 +195,17 @@ def _evaluate_one(model: VideoViT, clips: list[torch.Tensor], truth: np.ndarray,
         knobs.append(reducer.values[reducer.budget_knob])
     predicted = np.array(predictions)
     knob = f"{REDUCERS[name].budget_knob}={np.mean(knobs):.3g}"
-    return Row(spec, budget, float((predicted == truth).mean()), float((predicted == dense).mean()),
-               float(np.mean(first)), float(np.mean(average)), float(np.mean(gflops)), float(np.mean(ms)), knob)
+    return Row(
+        spec,
+        budget,
+        float((predicted == truth).mean()),
+        float((predicted == dense).mean()),
+        float(np.mean(first)),
+        float(np.mean(average)),
+        float(np.mean(gflops)),
+        float(np.mean(ms)),
+        knob,
+    )
 
 
 def load_shipped(path: Path = SHIPPED) -> dict | None:
@@ -156,13 +217,18 @@ def format_table(result: dict) -> str:
     """A markdown table, one row per reducer and budget."""
     dense = result["rows"][0]["average_tokens"]
     precision = f", {result['precision']}" if "precision" in result else ""  # older tables did not record it
-    lines = [f"{result['clips']} held-out generated clips, device {result['device']}{precision}",
-             "", "| reducer | budget | tokens/layer | accuracy | agrees with dense | GFLOPs | ms/clip | knob |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{result['clips']} held-out generated clips, device {result['device']}{precision}",
+        "",
+        "| reducer | budget | tokens/layer | accuracy | agrees with dense | GFLOPs | ms/clip | knob |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
-        lines.append(f"| {r['reducer']} | {r['budget']:g} | {r['average_tokens']:.0f} ({r['average_tokens'] / dense:.0%}) "
-                     f"| {r['accuracy']:.1%} | {r['agreement']:.1%} | {r['gflops']:.2f} | {r['forward_ms']:.1f} "
-                     f"| {r['knob']} |")
+        lines.append(
+            f"| {r['reducer']} | {r['budget']:g} | {r['average_tokens']:.0f} ({r['average_tokens'] / dense:.0%}) "
+            f"| {r['accuracy']:.1%} | {r['agreement']:.1%} | {r['gflops']:.2f} | {r['forward_ms']:.1f} "
+            f"| {r['knob']} |"
+        )
     return "\n".join(lines)
 
 

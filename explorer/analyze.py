@@ -2,13 +2,14 @@
 
 One function serves the app, the CLI, the benchmark and the tests.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,8 +23,8 @@ from explorer.models.reducers.budget import fit_budget
 from explorer.models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize_video
 from explorer.models.weights import LoadReport, load_model
 
-from .saliency import SaliencySpec, rollout
 from .runtime import DTYPES, autocast, copy_to, memory_guard, resolve_device, resolve_precision, synchronize
+from .saliency import SaliencySpec, rollout
 from .trace import Trace, ValueInfo, cells_per_token
 from .values import VALUES
 from .video import Clip
@@ -47,8 +48,9 @@ class ModelSpec:
         return "demo model (trained on generated motion clips)" if self.size == DEMO else f"ViT-{self.size} (untrained)"
 
 
-def build_model(spec: ModelSpec, num_frames: int | None = None,
-                img_size: int | None = None) -> tuple[VideoViT, LoadReport | None]:
+def build_model(
+    spec: ModelSpec, num_frames: int | None = None, img_size: int | None = None
+) -> tuple[VideoViT, LoadReport | None]:
     """The network, for clips of num_frames x img_size^2 (None: the input it was built or trained for).
 
     Random weights are seeded, so reproducible.
@@ -75,9 +77,18 @@ def fit_input(model: VideoViT, num_frames: int, img_size: int) -> None:
         raise ParameterError(str(error)) from None
 
 
-def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "auto", precision: str = "auto",
-            labels: list[str] | None = None, model_name: str = "", timing_runs: int = 1,
-            saliency: SaliencySpec | None = SaliencySpec()) -> Trace:
+def analyze(
+    clip: Clip,
+    model: VideoViT,
+    reducer: Reducer,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    labels: list[str] | None = None,
+    model_name: str = "",
+    timing_runs: int = 1,
+    saliency: SaliencySpec | None = SaliencySpec(),
+) -> Trace:
     """Reduce, run and trace one clip.
 
     The forward runs once untimed, tracing every layer (and the attention, for saliency);
@@ -89,13 +100,20 @@ def analyze(clip: Clip, model: VideoViT, reducer: Reducer, *, device: str = "aut
     """
     cfg = model.cfg
     if (clip.num_frames, clip.frames.shape[1]) != (cfg.num_frames, cfg.img_size):
-        raise ParameterError(f"the clip is {clip.num_frames} frames of {clip.frames.shape[1]} px but the model "
-                             f"expects {cfg.num_frames} frames of {cfg.img_size} px")
+        raise ParameterError(
+            f"the clip is {clip.num_frames} frames of {clip.frames.shape[1]} px but the model "
+            f"expects {cfg.num_frames} frames of {cfg.img_size} px"
+        )
     if timing_runs < 1:
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
-    run = dict(labels=labels, model_name=model_name, timing_runs=timing_runs, saliency=saliency,
-               precision=resolve_precision(precision, dev))
+    run = dict(
+        labels=labels,
+        model_name=model_name,
+        timing_runs=timing_runs,
+        saliency=saliency,
+        precision=resolve_precision(precision, dev),
+    )
     return _analyze_with_fallback(dev, clip, model, reducer, run)
 
 
@@ -121,20 +139,42 @@ def _analyze_with_fallback(dev: torch.device, clip: Clip, model: VideoViT, reduc
     cpu = torch.device("cpu")
     with memory_guard(what, cpu, advice):
         trace = _analyze_on(cpu, clip, copy_to(model, cpu), reducer, **{**run, "precision": "fp32"})
-    trace.meta["notes"].append("the GPU ran out of memory, so this ran on the CPU instead (slower; times are CPU times)")
+    trace.meta["notes"].append(
+        "the GPU ran out of memory, so this ran on the CPU instead (slower; times are CPU times)"
+    )
     return trace
 
 
-def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer, *, labels: list[str] | None,
-                model_name: str, timing_runs: int, saliency: SaliencySpec | None, precision: str) -> Trace:
+def _analyze_on(
+    dev: torch.device,
+    clip: Clip,
+    model: VideoViT,
+    reducer: Reducer,
+    *,
+    labels: list[str] | None,
+    model_name: str,
+    timing_runs: int,
+    saliency: SaliencySpec | None,
+    precision: str,
+) -> Trace:
     cfg = model.cfg
     if next(model.parameters()).device.type != dev.type:  # a copy there: the model may be shared, and others may run it
         model = copy_to(model, dev)
     video = normalize_video(torch.from_numpy(clip.frames)).to(dev)
     network = engine.network_for(reducer, cfg.num_frames, cfg.img_size, cfg.num_classes)
     if network is not None:
-        return _network_trace(clip, model, reducer, network.to(dev).eval(), video, dev, labels=labels,
-                              model_name=model_name, timing_runs=timing_runs, precision=precision)
+        return _network_trace(
+            clip,
+            model,
+            reducer,
+            network.to(dev).eval(),
+            video,
+            dev,
+            labels=labels,
+            model_name=model_name,
+            timing_runs=timing_runs,
+            precision=precision,
+        )
     asked = dict(reducer.values)
     reducer, notes = fit_reducer(reducer, video, model)
 
@@ -145,13 +185,18 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     tokens_in = selection.keep.size
     needed = engine.saliency_bytes(cfg.depth, cfg.num_heads, tokens_in)
     if saliency is not None and needed > SALIENCY_BYTES:
-        notes.append(f"saliency was not computed: {tokens_in} tokens would need {needed / 2**30:.1f} GiB "
-                     f"of attention maps (limit {SALIENCY_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size")
+        notes.append(
+            f"saliency was not computed: {tokens_in} tokens would need {needed / 2**30:.1f} GiB "
+            f"of attention maps (limit {SALIENCY_BYTES / 2**30:.0f} GiB); use fewer frames or a smaller size"
+        )
         saliency = None
     fusion = saliency.fuse() if saliency else None
     (logits, record), seconds = _run_and_time(
-        dev, precision, timing_runs, lambda trace: engine.run_clip(model, video[None], selection, reducer,
-                                                                   trace=trace, fusion=fusion))
+        dev,
+        precision,
+        timing_runs,
+        lambda trace: engine.run_clip(model, video[None], selection, reducer, trace=trace, fusion=fusion),
+    )
 
     tokens = [layer.cells.size for layer in record.layers]
     flops = model_flops(cfg, tokens, mlp_tokens=[block.mlp_tokens for block in record.blocks])
@@ -161,12 +206,18 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     owner = np.stack([layer.owner.reshape(cfg.grid) for layer in record.layers])
     values = _token_values(record, owner, selection, saliency is not None)
     if selection.lengths is not None and model.length_embed is None:
-        notes.append("this model has no learned length embedding: run lengths are shown but the model does not use them")
+        notes.append(
+            "this model has no learned length embedding: run lengths are shown but the model does not use them"
+        )
     meta = _meta(clip, reducer, dev, precision, model_name, timing_runs, notes, values)
     meta["saliency"] = {"fusion": saliency.fusion, "discard": saliency.discard} if saliency else None
     if asked.get("budget"):
-        meta["budget"] = {"fraction": asked["budget"], "knob": reducer.budget_knob,
-                          "value": reducer.values[reducer.budget_knob], "average_tokens": float(np.mean(tokens))}
+        meta["budget"] = {
+            "fraction": asked["budget"],
+            "knob": reducer.budget_knob,
+            "value": reducer.values[reducer.budget_knob],
+            "average_tokens": float(np.mean(tokens)),
+        }
     return Trace(
         grid=cfg.grid,
         cell=(cfg.tubelet, cfg.patch, cfg.patch),
@@ -183,8 +234,9 @@ def _analyze_on(dev: torch.device, clip: Clip, model: VideoViT, reducer: Reducer
     )
 
 
-def _run_and_time(dev: torch.device, precision: str, timing_runs: int,
-                  forward: Callable[[bool], tuple]) -> tuple[tuple, float]:
+def _run_and_time(
+    dev: torch.device, precision: str, timing_runs: int, forward: Callable[[bool], tuple]
+) -> tuple[tuple, float]:
     """Run once tracing (its output is the result, and the warm-up), then time untraced runs; the median."""
     with torch.inference_mode(), autocast(dev, precision):
         result = forward(True)
@@ -198,13 +250,30 @@ def _run_and_time(dev: torch.device, precision: str, timing_runs: int,
     return result, float(np.median(runs))
 
 
-def _meta(clip: Clip, reducer: Reducer, dev: torch.device, precision: str, model_name: str, timing_runs: int,
-          notes: list[str], values: dict[str, list[np.ndarray]]) -> dict:
+def _meta(
+    clip: Clip,
+    reducer: Reducer,
+    dev: torch.device,
+    precision: str,
+    model_name: str,
+    timing_runs: int,
+    notes: list[str],
+    values: dict[str, list[np.ndarray]],
+) -> dict:
     if clip.padded:
         notes = notes + [f"the video ended early: the last {clip.padded} frames repeat the last decoded frame"]
-    return {"reducer": reducer.name, "params": dict(reducer.values), "model": model_name, "device": dev.type,
-            "precision": precision, "dtype": str(DTYPES[precision]).removeprefix("torch."), "timing_runs": timing_runs,
-            "source": clip.source, "notes": notes, "values": _value_infos(reducer, values)}
+    return {
+        "reducer": reducer.name,
+        "params": dict(reducer.values),
+        "model": model_name,
+        "device": dev.type,
+        "precision": precision,
+        "dtype": str(DTYPES[precision]).removeprefix("torch."),
+        "timing_runs": timing_runs,
+        "source": clip.source,
+        "notes": notes,
+        "values": _value_infos(reducer, values),
+    }
 
 
 def _value_infos(reducer: Reducer, values: dict[str, list[np.ndarray]]) -> dict[str, dict[str, str]]:
@@ -213,33 +282,72 @@ def _value_infos(reducer: Reducer, values: dict[str, list[np.ndarray]]) -> dict[
     return {name: asdict(declared[name]) for name in values if name in declared}
 
 
-def _network_trace(clip: Clip, model: VideoViT, reducer: Reducer, network: torch.nn.Module, video: torch.Tensor,
-                   dev: torch.device, *, labels: list[str] | None, model_name: str, timing_runs: int,
-                   precision: str) -> Trace:
+def _network_trace(
+    clip: Clip,
+    model: VideoViT,
+    reducer: Reducer,
+    network: torch.nn.Module,
+    video: torch.Tensor,
+    dev: torch.device,
+    *,
+    labels: list[str] | None,
+    model_name: str,
+    timing_runs: int,
+    precision: str,
+) -> Trace:
     """A network of its own (MViT): its token grids tile the clip, so owner maps cells to pooled tokens."""
     cfg = model.cfg
     (logits, record), seconds = _run_and_time(
-        dev, precision, timing_runs, lambda trace: engine.run_network(reducer, network, video[None], trace))
+        dev, precision, timing_runs, lambda trace: engine.run_network(reducer, network, video[None], trace)
+    )
     base = record.grids[0]
     owner, boxes, homes = zip(*(_tiling(base, grid, record.cell) for grid in record.grids))
     owner = np.stack(owner)
     sizes = [cells_per_token(o, len(h)) for o, h in zip(owner, homes)]
     values = {"cell": list(homes), "size": sizes}
-    meta = _meta(clip, reducer, dev, precision, model_name, timing_runs,
-                 [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"], values)
-    meta |= {"saliency": None, "layer_info": [
-        {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
-        for grid, kv, info in zip(record.grids, [None, *record.kv_grids], record.info or [{}] * len(record.grids))]}
-    return Trace(grid=base, cell=record.cell, owner=owner, tokens_per_layer=[len(h) for h in homes],
-                 values=values, flops=record.flops, dense_flops=_dense_flops(cfg),
-                 seconds={"reduce": 0.0, "forward": seconds}, logits=logits[0].float().cpu().numpy(),
-                 labels=labels, meta=meta, boxes=list(boxes))
+    meta = _meta(
+        clip,
+        reducer,
+        dev,
+        precision,
+        model_name,
+        timing_runs,
+        [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"],
+        values,
+    )
+    meta |= {
+        "saliency": None,
+        "layer_info": [
+            {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
+            for grid, kv, info in zip(record.grids, [None, *record.kv_grids], record.info or [{}] * len(record.grids))
+        ],
+    }
+    return Trace(
+        grid=base,
+        cell=record.cell,
+        owner=owner,
+        tokens_per_layer=[len(h) for h in homes],
+        values=values,
+        flops=record.flops,
+        dense_flops=_dense_flops(cfg),
+        seconds={"reduce": 0.0, "forward": seconds},
+        logits=logits[0].float().cpu().numpy(),
+        labels=labels,
+        meta=meta,
+        boxes=list(boxes),
+    )
 
 
 def model_flops(cfg: VideoViTConfig, tokens_per_layer: list[int], mlp_tokens: list[int] | None = None) -> np.ndarray:
     """FLOPs per layer of this ViT when its layers hold these many tokens (MLPs: mlp_tokens, if given)."""
-    return vit_flops(tokens_per_layer, cfg.embed_dim, cfg.mlp_ratio, 3 * cfg.tubelet * cfg.patch * cfg.patch,
-                     cfg.num_classes, mlp_tokens=mlp_tokens)
+    return vit_flops(
+        tokens_per_layer,
+        cfg.embed_dim,
+        cfg.mlp_ratio,
+        3 * cfg.tubelet * cfg.patch * cfg.patch,
+        cfg.num_classes,
+        mlp_tokens=mlp_tokens,
+    )
 
 
 def _dense_flops(cfg: VideoViTConfig) -> np.ndarray:
@@ -247,21 +355,32 @@ def _dense_flops(cfg: VideoViTConfig) -> np.ndarray:
     return model_flops(cfg, [int(np.prod(cfg.grid))] * (cfg.depth + 1))
 
 
-def _tiling(base: tuple[int, int, int], grid: tuple[int, int, int],
-            cell: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tiling(
+    base: tuple[int, int, int], grid: tuple[int, int, int], cell: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For a coarser grid tiling the base grid: each base cell's token, each token's box and home cell."""
     axes = [np.arange(b) * g // b for b, g in zip(base, grid)]  # base index -> coarse index, per axis
     owner = (axes[0][:, None, None] * grid[1] + axes[1][None, :, None]) * grid[2] + axes[2][None, None, :]
     first = [-(-np.arange(g + 1) * b // g) for b, g in zip(base, grid)]  # first base index of each coarse index
     t, h, w = np.meshgrid(*(np.arange(g) for g in grid), indexing="ij")
-    boxes = np.stack([first[0][t] * cell[0], first[0][t + 1] * cell[0], first[1][h] * cell[1],
-                      first[1][h + 1] * cell[1], first[2][w] * cell[2], first[2][w + 1] * cell[2]], -1).reshape(-1, 6)
+    boxes = np.stack(
+        [
+            first[0][t] * cell[0],
+            first[0][t + 1] * cell[0],
+            first[1][h] * cell[1],
+            first[1][h + 1] * cell[1],
+            first[2][w] * cell[2],
+            first[2][w + 1] * cell[2],
+        ],
+        -1,
+    ).reshape(-1, 6)
     homes = ((first[0][t] * base[1] + first[1][h]) * base[2] + first[2][w]).reshape(-1)
     return owner.astype(np.int32), boxes.astype(np.int64), homes.astype(np.int64)
 
 
-def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelection,
-                  with_saliency: bool) -> dict[str, list[np.ndarray]]:
+def _token_values(
+    record: FlowRecord, owner: np.ndarray, selection: InputSelection, with_saliency: bool
+) -> dict[str, list[np.ndarray]]:
     """Per-token values of every layer: the cell, the cells stood for, the reducer's own, saliency.
 
     A value found in a block belongs to the layer whose tokens entered it; where no block
@@ -277,8 +396,10 @@ def _token_values(record: FlowRecord, owner: np.ndarray, selection: InputSelecti
         values[name] = [layer.values.get(name, np.full(layer.cells.size, np.nan)) for layer in layers]
     if with_saliency:
         n_cells = owner[0].size
-        shares = {"rollout": rollout(record.blocks, record.pooling),
-                  "attention": [b.received for b in record.blocks] + [np.full(layers[-1].cells.size, np.nan)]}
+        shares = {
+            "rollout": rollout(record.blocks, record.pooling),
+            "attention": [b.received for b in record.blocks] + [np.full(layers[-1].cells.size, np.nan)],
+        }
         for name, per_layer in shares.items():
             values[name] = [share * n_cells / np.maximum(cells, 1) for share, cells in zip(per_layer, sizes)]
     return values

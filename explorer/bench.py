@@ -12,15 +12,16 @@ The engine decides (models/engine.py `batch_run`); every registered reducer is b
 Reducers' own work (RLT's comparison, VTM's motion) happens before the clock starts, as in
 `analyze`. Speed targets are checked here, by printing numbers, never in timed tests.
 """
+
 from __future__ import annotations
 
 import ctypes
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,8 +33,8 @@ from explorer.models.reducers.base import InputSelection, Reducer
 from explorer.models.video_vit import VideoViT, normalize_video
 
 from .analyze import ModelSpec, analyze, build_model, fit_reducer, model_flops
-from .runtime import DTYPES, autocast, memory_guard, resolve_device, resolve_precision, synchronize
 from .overlays import draw_clip
+from .runtime import DTYPES, autocast, memory_guard, resolve_device, resolve_precision, synchronize
 from .trace import Trace
 from .video import Clip, load_clip
 
@@ -56,9 +57,22 @@ class Row:
     ideal: float  # dense FLOPs / these FLOPs
 
 
-def bench(video: str | Path | None, models: list[str], reducers: list[str], *, batch: int | None = None,
-          frames: int = 16, stride: int = 4, start: float = 0.0, size: int = 224, device: str = "auto",
-          runs: int = 3, budget: float = 0.0, threads: int | None = None, precision: str = "auto") -> dict:
+def bench(
+    video: str | Path | None,
+    models: list[str],
+    reducers: list[str],
+    *,
+    batch: int | None = None,
+    frames: int = 16,
+    stride: int = 4,
+    start: float = 0.0,
+    size: int = 224,
+    device: str = "auto",
+    runs: int = 3,
+    budget: float = 0.0,
+    threads: int | None = None,
+    precision: str = "auto",
+) -> dict:
     """Benchmark batches of `batch` clips: `video` repeated, or (video None) different generated still-camera clips.
 
     batch defaults to 32 on a GPU and 8 on the CPU. The forward runs under autocast at `precision`
@@ -73,15 +87,30 @@ def bench(video: str | Path | None, models: list[str], reducers: list[str], *, b
             torch.set_num_threads(threads)
         dev = resolve_device(device)
         precision = resolve_precision(precision, dev)
-        with memory_guard(f"batches of {batch or 'the default'} clips of {frames} x {size} px", dev,
-                          "use a smaller batch, fewer frames, a smaller size or model"):
+        with memory_guard(
+            f"batches of {batch or 'the default'} clips of {frames} x {size} px",
+            dev,
+            "use a smaller batch, fewer frames, a smaller size or model",
+        ):
             return _bench(video, models, reducers, batch, frames, stride, start, size, dev, precision, runs, budget)
     finally:
         torch.set_num_threads(before)
 
 
-def _bench(video: str | Path | None, models: list[str], reducers: list[str], batch: int | None, frames: int,
-           stride: int, start: float, size: int, dev: torch.device, precision: str, runs: int, budget: float) -> dict:
+def _bench(
+    video: str | Path | None,
+    models: list[str],
+    reducers: list[str],
+    batch: int | None,
+    frames: int,
+    stride: int,
+    start: float,
+    size: int,
+    dev: torch.device,
+    precision: str,
+    runs: int,
+    budget: float,
+) -> dict:
     batch = batch if batch is not None else (32 if dev.type == "cuda" else 8)
     clips, source_ms = _clips(video, batch, frames, stride, start, size, runs)
     order = [0] * batch if len(clips) == 1 else list(range(batch))  # batch slot -> distinct clip
@@ -95,10 +124,18 @@ def _bench(video: str | Path | None, models: list[str], reducers: list[str], bat
         for name in ["none", *[r for r in reducers if r != "none"]]:
             fits = budget and REDUCERS[name].budget_knob  # MViT's pooling is its architecture: no budget
             asked = {"budget": budget} if fits else {}
-            trace = analyze(clips[0], model, make_reducer(name, **asked), device=dev.type, precision=precision,
-                            timing_runs=1, saliency=None)
-            row = _bench_row(size_name, name, asked, model, videos, batch_videos, order, trace, dev, precision, runs,
-                             dense)
+            trace = analyze(
+                clips[0],
+                model,
+                make_reducer(name, **asked),
+                device=dev.type,
+                precision=precision,
+                timing_runs=1,
+                saliency=None,
+            )
+            row = _bench_row(
+                size_name, name, asked, model, videos, batch_videos, order, trace, dev, precision, runs, dense
+            )
             dense = dense or row
             rows.append(row)
             if name == "rlt" and not redraw:
@@ -107,22 +144,34 @@ def _bench(video: str | Path | None, models: list[str], reducers: list[str], bat
                     draw_clip(clips[0].frames, trace, run % (trace.layers + 1), "value", "run_length")
                     redraw.append(time.perf_counter() - begin)
     generated = f"different generated clips, seeds 0-{batch - 1}"
-    return {"video": str(video) if video is not None else "generated still-camera clips",
-            "clips": "the same clip repeated" if video is not None else generated,
-            "batch": batch, "frames": frames, "stride": stride, "start": start, "size": size, "device": dev.type,
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-            "precision": precision, "dtype": str(DTYPES[precision]).removeprefix("torch."),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "budget": budget, "runs": runs, "warmup": _warmup(dev),
-            "memory": _PeakMemory(dev).method,
-            "decode_ms": source_ms if video is not None else None,
-            "generate_ms": source_ms if video is None else None,
-            "redraw_ms": float(np.median(redraw) * 1e3) if redraw else None,
-            "rows": [row.__dict__ for row in rows]}
+    return {
+        "video": str(video) if video is not None else "generated still-camera clips",
+        "clips": "the same clip repeated" if video is not None else generated,
+        "batch": batch,
+        "frames": frames,
+        "stride": stride,
+        "start": start,
+        "size": size,
+        "device": dev.type,
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "precision": precision,
+        "dtype": str(DTYPES[precision]).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "budget": budget,
+        "runs": runs,
+        "warmup": _warmup(dev),
+        "memory": _PeakMemory(dev).method,
+        "decode_ms": source_ms if video is not None else None,
+        "generate_ms": source_ms if video is None else None,
+        "redraw_ms": float(np.median(redraw) * 1e3) if redraw else None,
+        "rows": [row.__dict__ for row in rows],
+    }
 
 
-def _clips(video: str | Path | None, batch: int, frames: int, stride: int, start: float, size: int,
-           runs: int) -> tuple[list[Clip], float]:
+def _clips(
+    video: str | Path | None, batch: int, frames: int, stride: int, start: float, size: int, runs: int
+) -> tuple[list[Clip], float]:
     """The distinct clips of a batch and the ms it took to get them (decoding: the median of `runs`)."""
     if video is None:
         begin = time.perf_counter()
@@ -152,14 +201,31 @@ def _generated_clip(seed: int, frames: int, size: int) -> Clip:
     colour = rng.integers(0, 256, 3)
     pixels = np.repeat(np.clip(background, 0, 255).astype(np.uint8)[None], frames, axis=0)
     for i, (y, x) in enumerate(np.linspace(begin, end, frames).round().astype(int)):
-        pixels[i, y:y + side, x:x + side] = colour
-    return Clip(frames=pixels, fps=float("nan"), times=np.full(frames, np.nan), source=f"generated:{seed}",
-                source_size=(size, size), duration=float("nan"))
+        pixels[i, y : y + side, x : x + side] = colour
+    return Clip(
+        frames=pixels,
+        fps=float("nan"),
+        times=np.full(frames, np.nan),
+        source=f"generated:{seed}",
+        source_size=(size, size),
+        duration=float("nan"),
+    )
 
 
-def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos: list[torch.Tensor],
-               batch_videos: torch.Tensor, order: list[int], trace: Trace, dev: torch.device, precision: str,
-               runs: int, dense: Row | None) -> Row:
+def _bench_row(
+    model_name: str,
+    name: str,
+    asked: dict,
+    model: VideoViT,
+    videos: list[torch.Tensor],
+    batch_videos: torch.Tensor,
+    order: list[int],
+    trace: Trace,
+    dev: torch.device,
+    precision: str,
+    runs: int,
+    dense: Row | None,
+) -> Row:
     """Time one reducer's batch. Token counts and FLOPs come from the trace of the first clip, except for
     pre-model reducers, whose counts differ from clip to clip: those come from each clip's selection."""
     reducer = make_reducer(name, **asked)
@@ -175,10 +241,20 @@ def _bench_row(model_name: str, name: str, asked: dict, model: VideoViT, videos:
     run, forward = batch.how, batch.forward
     seconds, peak = _time_batches(dev, precision, runs, forward)
     clips_per_s = batch_videos.shape[0] / seconds
-    return Row(model_name, name, run, attention, float(tokens), average, float(gflops), seconds * 1e3, clips_per_s,
-               peak / 2**20 if peak is not None else None,
-               speedup=clips_per_s / dense.clips_per_s if dense else 1.0,
-               ideal=dense.gflops / float(gflops) if dense else 1.0)
+    return Row(
+        model_name,
+        name,
+        run,
+        attention,
+        float(tokens),
+        average,
+        float(gflops),
+        seconds * 1e3,
+        clips_per_s,
+        peak / 2**20 if peak is not None else None,
+        speedup=clips_per_s / dense.clips_per_s if dense else 1.0,
+        ideal=dense.gflops / float(gflops) if dense else 1.0,
+    )
 
 
 def _prepare(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple[Reducer, InputSelection]:
@@ -191,8 +267,9 @@ def _warmup(dev: torch.device) -> int:
     return 3 if dev.type == "cuda" else 1  # CUDA picks kernels and fills its caches on the first runs
 
 
-def _time_batches(dev: torch.device, precision: str, runs: int,
-                  forward: Callable[[], object]) -> tuple[float, float | None]:
+def _time_batches(
+    dev: torch.device, precision: str, runs: int, forward: Callable[[], object]
+) -> tuple[float, float | None]:
     """Median seconds of `runs` batches after warm-up, and the peak bytes in use above the start while they ran."""
     with torch.inference_mode(), autocast(dev, precision):
         for _ in range(_warmup(dev)):
@@ -242,11 +319,18 @@ class _PeakMemory:
         elif not self.STATUS.exists():
             self.method = "unavailable (no /proc/self/status)"
         else:
-            self.method = ("process peak RSS (VmHWM, " + ("reset through /proc/self/clear_refs" if self.resettable
-                           else "not resettable here: the process's lifetime peak") + ") minus VmRSS before"
-                           + (", after malloc_trim" if _LIBC is not None else ""))
+            self.method = (
+                "process peak RSS (VmHWM, "
+                + (
+                    "reset through /proc/self/clear_refs"
+                    if self.resettable
+                    else "not resettable here: the process's lifetime peak"
+                )
+                + ") minus VmRSS before"
+                + (", after malloc_trim" if _LIBC is not None else "")
+            )
 
-    def __enter__(self) -> "_PeakMemory":
+    def __enter__(self) -> _PeakMemory:
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)
             torch.cuda.reset_peak_memory_stats(self.dev)
@@ -277,34 +361,45 @@ class _PeakMemory:
 
 
 def format_table(result: dict) -> str:
-    source = (f"decode {result['frames']} frames: {result['decode_ms']:.0f} ms" if result["decode_ms"] is not None
-              else f"generate {result['batch']} clips: {result['generate_ms']:.0f} ms")
-    lines = [f"{result['video']}: {result['frames']} frames"
-             + (f" from {result['start']:g} s, stride {result['stride']}" if result["decode_ms"] is not None else "")
-             + f", {result['size']} px; batch {result['batch']} ({result['clips']}); device {result['device']}"
-             + (f" ({result['device_name']})" if result.get("device_name") else "")
-             + f", {result['dtype']}, {result['threads']} threads; median of {result['runs']} batches after "
-             f"{result['warmup']} warm-up" + (f"; token budget {result['budget']:g}" if result.get("budget") else ""),
-             source]
+    source = (
+        f"decode {result['frames']} frames: {result['decode_ms']:.0f} ms"
+        if result["decode_ms"] is not None
+        else f"generate {result['batch']} clips: {result['generate_ms']:.0f} ms"
+    )
+    lines = [
+        f"{result['video']}: {result['frames']} frames"
+        + (f" from {result['start']:g} s, stride {result['stride']}" if result["decode_ms"] is not None else "")
+        + f", {result['size']} px; batch {result['batch']} ({result['clips']}); device {result['device']}"
+        + (f" ({result['device_name']})" if result.get("device_name") else "")
+        + f", {result['dtype']}, {result['threads']} threads; median of {result['runs']} batches after "
+        f"{result['warmup']} warm-up" + (f"; token budget {result['budget']:g}" if result.get("budget") else ""),
+        source,
+    ]
     if result["redraw_ms"] is not None:
         lines.append(f"overlay redraw (a layer change): {result['redraw_ms']:.1f} ms")
     if not result["rows"]:
         return "\n".join(lines)
-    lines.append(f"{'model':<7}{'reducer':<9}{'run':<10}{'tokens':>7}{'avg/layer':>10}{'GFLOPs':>8}{'batch ms':>10}"
-                 f"{'clips/s':>9}{'peak MB':>9}{'speedup':>9}{'FLOP-ideal':>11}{'of ideal':>9}")
+    lines.append(
+        f"{'model':<7}{'reducer':<9}{'run':<10}{'tokens':>7}{'avg/layer':>10}{'GFLOPs':>8}{'batch ms':>10}"
+        f"{'clips/s':>9}{'peak MB':>9}{'speedup':>9}{'FLOP-ideal':>11}{'of ideal':>9}"
+    )
     for r in result["rows"]:
         peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "?"
-        lines.append(f"{r['model']:<7}{r['reducer']:<9}{r['run']:<10}{r['tokens']:>7.0f}{r['average_tokens']:>10.0f}"
-                     f"{r['gflops']:>8.1f}{r['batch_ms']:>10.1f}{r['clips_per_s']:>9.2f}{peak:>9}{r['speedup']:>8.2f}x"
-                     f"{r['ideal']:>10.2f}x{r['speedup'] / r['ideal']:>9.0%}")
+        lines.append(
+            f"{r['model']:<7}{r['reducer']:<9}{r['run']:<10}{r['tokens']:>7.0f}{r['average_tokens']:>10.0f}"
+            f"{r['gflops']:>8.1f}{r['batch_ms']:>10.1f}{r['clips_per_s']:>9.2f}{peak:>9}{r['speedup']:>8.2f}x"
+            f"{r['ideal']:>10.2f}x{r['speedup'] / r['ideal']:>9.0%}"
+        )
     lines += ["tokens and GFLOPs are per clip; peak MB: " + result["memory"]]
     backends = sorted({r["attention"] for r in result["rows"] if r["attention"]})
     if backends:
         lines.append(f"packed attention: {', '.join(backends)}")
     rlt = [r for r in result["rows"] if r["reducer"] == "rlt"]
     if rlt:
-        lines.append(f"target: {TARGET}; this run ({result['device']}, batch {result['batch']}): "
-                     + ", ".join(f"{r['model']} {r['speedup'] / r['ideal']:.0%}" for r in rlt))
+        lines.append(
+            f"target: {TARGET}; this run ({result['device']}, batch {result['batch']}): "
+            + ", ".join(f"{r['model']} {r['speedup'] / r['ideal']:.0%}" for r in rlt)
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Plotly figures built from traces (no Streamlit)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,12 +15,24 @@ def tokens_per_layer(traces: dict[str, Trace], layer: int | None = None) -> go.F
     """Tokens in the sequence after each block (0 = model input), one line per trace."""
     fig = go.Figure()
     for name, trace in traces.items():
-        fig.add_trace(go.Scatter(x=list(range(trace.layers + 1)), y=trace.tokens_per_layer, name=name,
-                                 mode="lines+markers", line_shape="hv"))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(trace.layers + 1)),
+                y=trace.tokens_per_layer,
+                name=name,
+                mode="lines+markers",
+                line_shape="hv",
+            )
+        )
     if layer is not None:
         fig.add_vline(x=layer, line_dash="dot", line_color="grey")
-    fig.update_layout(title="Tokens per layer", xaxis_title="layer (0 = input, l = after block l)",
-                      yaxis_title="tokens", yaxis_rangemode="tozero", **LAYOUT)
+    fig.update_layout(
+        title="Tokens per layer",
+        xaxis_title="layer (0 = input, l = after block l)",
+        yaxis_title="tokens",
+        yaxis_rangemode="tozero",
+        **LAYOUT,
+    )
     return fig
 
 
@@ -54,10 +67,21 @@ def cluster_sizes(trace: Trace, layer: int) -> go.Figure:
         labels.append(str(low) if low == high else f"{low}-{high}")
         tokens.append(inside.size)
         cells.append(int(inside.sum()))
-    fig = go.Figure(go.Bar(x=labels, y=tokens, customdata=cells,
-                           hovertemplate="%{x} cells: %{y} tokens covering %{customdata} cells<extra></extra>"))
-    fig.update_layout(title=f"Tokens by cluster size at layer {layer}", xaxis_title="cells per token",
-                      yaxis_title="tokens", xaxis_type="category", **LAYOUT)
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=tokens,
+            customdata=cells,
+            hovertemplate="%{x} cells: %{y} tokens covering %{customdata} cells<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Tokens by cluster size at layer {layer}",
+        xaxis_title="cells per token",
+        yaxis_title="tokens",
+        xaxis_type="category",
+        **LAYOUT,
+    )
     return fig
 
 
@@ -85,9 +109,19 @@ def accuracy_budget(result: dict) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=[100 * r["accuracy"] for r in line], **group), row=1, col=1)
         fig.add_trace(go.Scatter(x=x, y=[r["forward_ms"] for r in line], showlegend=False, **group), row=1, col=2)
     for col, y in ((1, 100 * dense["accuracy"]), (2, dense["forward_ms"])):
-        fig.add_trace(go.Scatter(x=[100], y=[y], name="dense", legendgroup="dense", mode="markers",
-                                 marker=dict(symbol="star", size=12, color="black"), showlegend=col == 1),
-                      row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[100],
+                y=[y],
+                name="dense",
+                legendgroup="dense",
+                mode="markers",
+                marker=dict(symbol="star", size=12, color="black"),
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(title_text="tokens kept (% of dense, average over layers)", autorange="reversed")
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
     fig.update_yaxes(title_text="ms per clip", rangemode="tozero", row=1, col=2)

@@ -1,5 +1,6 @@
 """Command line: python -m explorer (or token-explorer, installed) analyze | bench | train | accuracy | download |
 reducers | samples | app."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ PRECISION_HELP = "autocast precision: auto (bf16 on a GPU, fp32 on the CPU), fp3
 def resolve_video(video: str) -> Path:
     """A path, or sample:NAME for a bundled sample (NAME is its file name without .mp4)."""
     if video.startswith("sample:"):
-        stem = video[len("sample:"):]
+        stem = video[len("sample:") :]
         for name, file in SAMPLES.items():
             if Path(file).stem == stem:
                 return sample_path(name)
@@ -61,20 +62,32 @@ def run_analyze(args: argparse.Namespace) -> None:
     if report:
         print(report.summary(), file=sys.stderr)
     saliency = None if args.saliency == "off" else SaliencySpec(args.saliency, args.discard)
-    trace = analyze(clip, model, reducer, device=args.device, precision=args.precision,
-                    labels=report.labels if report else None, model_name=spec.describe(), timing_runs=args.runs,
-                    saliency=saliency)
+    trace = analyze(
+        clip,
+        model,
+        reducer,
+        device=args.device,
+        precision=args.precision,
+        labels=report.labels if report else None,
+        model_name=spec.describe(),
+        timing_runs=args.runs,
+        saliency=saliency,
+    )
     out = trace.save(args.out)
     kept, total = trace.tokens_per_layer[0], trace.input_tokens
     saved = 1 - trace.flops.sum() / trace.dense_flops.sum()
     if "budget" in trace.meta:
         fit = trace.meta["budget"]
-        print(f"budget {fit['fraction']:g}: {fit['knob']}={fit['value']:g} gives {fit['average_tokens']:.0f} tokens "
-              f"per layer on average")
+        print(
+            f"budget {fit['fraction']:g}: {fit['knob']}={fit['value']:g} gives {fit['average_tokens']:.0f} tokens "
+            f"per layer on average"
+        )
     print(f"tokens per layer: {' '.join(str(n) for n in trace.tokens_per_layer)}")
-    print(f"{clip.source}: {reducer} kept {kept} of {total} tokens ({kept / total:.0%}), "
-          f"{trace.flops.sum() / 1e9:.1f} GFLOPs ({saved:.0%} saved), forward {trace.seconds['forward'] * 1e3:.0f} ms "
-          f"on {trace.meta['device']} at {trace.meta['precision']}")
+    print(
+        f"{clip.source}: {reducer} kept {kept} of {total} tokens ({kept / total:.0%}), "
+        f"{trace.flops.sum() / 1e9:.1f} GFLOPs ({saved:.0%} saved), forward {trace.seconds['forward'] * 1e3:.0f} ms "
+        f"on {trace.meta['device']} at {trace.meta['precision']}"
+    )
     for row in trace.top_k(5):
         print(f"  {row['probability']:6.1%}  {row['label']}")
     print(f"wrote {out / 'summary.json'} and {out / 'trace.npz'}")
@@ -86,9 +99,21 @@ def run_bench(args: argparse.Namespace) -> None:
     if args.generated and args.video:
         raise ParameterError("give a VIDEO or --generated, not both")
     video = None if args.generated else resolve_video(args.video or "sample:still_and_moving")
-    result = bench(video, args.models, args.reducers, batch=args.batch, frames=args.frames, stride=args.stride,
-                   start=args.start, size=args.size, device=args.device, runs=args.runs, budget=args.budget,
-                   threads=args.threads, precision=args.precision)
+    result = bench(
+        video,
+        args.models,
+        args.reducers,
+        batch=args.batch,
+        frames=args.frames,
+        stride=args.stride,
+        start=args.start,
+        size=args.size,
+        device=args.device,
+        runs=args.runs,
+        budget=args.budget,
+        threads=args.threads,
+        precision=args.precision,
+    )
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -97,19 +122,30 @@ def run_bench(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from .train import save_demo, train
 
-    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, saliency_steps=args.saliency_steps,
-                             eval_clips=args.eval_clips, train_clips=args.clips, seed=args.seed, threads=args.threads,
-                             precision=args.precision)
+    settings = TrainSettings(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        saliency_steps=args.saliency_steps,
+        eval_clips=args.eval_clips,
+        train_clips=args.clips,
+        seed=args.seed,
+        threads=args.threads,
+        precision=args.precision,
+    )
     too_few = min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1
     if too_few or settings.saliency_steps < 0:
-        raise ParameterError("--steps, --batch, --clips and --eval-clips must be at least 1, "
-                             "--saliency-steps at least 0")
+        raise ParameterError(
+            "--steps, --batch, --clips and --eval-clips must be at least 1, --saliency-steps at least 0"
+        )
     if settings.train_clips > MAX_TRAIN_CLIPS:
         raise ParameterError(f"--clips must be at most {MAX_TRAIN_CLIPS}: the pool stays in memory, 0.6 MB a clip")
     model, saliency, result = train(settings, device=str(resolve_device(args.device)))
     path = save_demo(model, saliency, result, args.out)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): held-out accuracy {result.accuracy:.1%}, "
-          f"trained in {result.seconds / 60:.1f} min on {result.device}")
+    print(
+        f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): held-out accuracy {result.accuracy:.1%}, "
+        f"trained in {result.seconds / 60:.1f} min on {result.device}"
+    )
 
 
 def run_accuracy(args: argparse.Namespace) -> None:
@@ -118,10 +154,16 @@ def run_accuracy(args: argparse.Namespace) -> None:
     if args.clips < 1:
         raise ParameterError("--clips must be at least 1")
     model, report = build_model(ModelSpec(size=DEMO, weights=args.weights))
-    result = accuracy.evaluate(model, report.labels if report else None, clips=args.clips,
-                               reducers=tuple(args.reducers), budgets=tuple(args.budgets),
-                               device=str(resolve_device(args.device)), precision=args.precision,
-                               progress=lambda text: print(text, file=sys.stderr, flush=True))
+    result = accuracy.evaluate(
+        model,
+        report.labels if report else None,
+        clips=args.clips,
+        reducers=tuple(args.reducers),
+        budgets=tuple(args.budgets),
+        device=str(resolve_device(args.device)),
+        precision=args.precision,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
     result["model"]["source"] = report.source if report else None
     paths = accuracy.write(result, args.out, args.name, html=args.html)
     print(accuracy.format_table(result))
@@ -137,8 +179,13 @@ def run_reducers(args: argparse.Namespace) -> None:
     for name, cls in REDUCERS.items():
         print(f"{name}: {cls.title}")
         for p in cls.params:
-            bounds = (f" [{p.kind(p.low)}, {p.kind(p.high)}]" if p.low is not None
-                      else f" [{' | '.join(p.choices)}]" if p.choices else "")
+            bounds = (
+                f" [{p.kind(p.low)}, {p.kind(p.high)}]"
+                if p.low is not None
+                else f" [{' | '.join(p.choices)}]"
+                if p.choices
+                else ""
+            )
             default = p.default.replace("\n", "; ") if isinstance(p.default, str) else p.default
             print(f"    {p.name}={default}{bounds}  {p.help}")
 
@@ -174,38 +221,66 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     a = commands.add_parser("analyze", help="run one clip through a model and reducer; write the trace")
     a.add_argument("video", help="a video file, or sample:NAME for a bundled sample (see `samples`)")
-    a.add_argument("--model", default=DEMO, choices=[DEMO, *SIZES],
-                   help="when no weights are given: the trained demo model, or a size with random weights")
+    a.add_argument(
+        "--model",
+        default=DEMO,
+        choices=[DEMO, *SIZES],
+        help="when no weights are given: the trained demo model, or a size with random weights",
+    )
     a.add_argument("--weights", help="checkpoint file or Hugging Face folder (VideoMAE or explorer safetensors)")
     a.add_argument("--reducer", default="rlt", help="reducer name (see `reducers`)")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="reducer parameter, repeatable")
     a.add_argument("--frames", type=int, help="frames fed to the model (default: what the model was made for, 16)")
     a.add_argument("--stride", type=int, default=4, help="take every S-th source frame")
     a.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-    a.add_argument("--size", type=int, help="shorter side resized to this, then centre-cropped "
-                                            "(default: the model's input size, 112 for the demo model, else 224)")
+    a.add_argument(
+        "--size",
+        type=int,
+        help="shorter side resized to this, then centre-cropped "
+        "(default: the model's input size, 112 for the demo model, else 224)",
+    )
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
-    a.add_argument("--saliency", default="mean", choices=[*FUSIONS, "off"],
-                   help="attention rollout head fusion, or off to skip recording attention")
+    a.add_argument(
+        "--saliency",
+        default="mean",
+        choices=[*FUSIONS, "off"],
+        help="attention rollout head fusion, or off to skip recording attention",
+    )
     a.add_argument("--discard", type=float, default=0.0, help="fraction of the weakest attention zeroed in rollout")
     a.add_argument("--out", required=True, help="directory for summary.json and trace.npz")
     a.set_defaults(run=run_analyze)
-    b = commands.add_parser("bench", help="measure batches (clips/s, FLOPs, peak memory, speedup) per reducer, "
-                                          "decode and redraw times")
-    b.add_argument("video", nargs="?", help="a video file or sample:NAME, repeated to fill the batch "
-                                            "(default: sample:still_and_moving)")
-    b.add_argument("--generated", action="store_true",
-                   help="a batch of different generated still-camera clips (a square moving over a still background) "
-                        "instead of a video")
+    b = commands.add_parser(
+        "bench", help="measure batches (clips/s, FLOPs, peak memory, speedup) per reducer, decode and redraw times"
+    )
+    b.add_argument(
+        "video",
+        nargs="?",
+        help="a video file or sample:NAME, repeated to fill the batch (default: sample:still_and_moving)",
+    )
+    b.add_argument(
+        "--generated",
+        action="store_true",
+        help="a batch of different generated still-camera clips (a square moving over a still background) "
+        "instead of a video",
+    )
     b.add_argument("--batch", type=int, help="clips per batch (default: 32 on a GPU, 8 on the CPU)")
     b.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-    b.add_argument("--models", nargs="*", default=["small", "base"], choices=list(SIZES),
-                   help="model sizes to run (none: decoding only)")
+    b.add_argument(
+        "--models",
+        nargs="*",
+        default=["small", "base"],
+        choices=list(SIZES),
+        help="model sizes to run (none: decoding only)",
+    )
     b.add_argument("--reducers", nargs="+", default=[name for name in REDUCERS if name != "none"])
-    b.add_argument("--budget", type=float, default=0.0,
-                   help="run every reducer at this token budget (average tokens per layer / dense); 0: defaults")
+    b.add_argument(
+        "--budget",
+        type=float,
+        default=0.0,
+        help="run every reducer at this token budget (average tokens per layer / dense); 0: defaults",
+    )
     b.add_argument("--frames", type=int, default=16)
     b.add_argument("--stride", type=int, default=4)
     b.add_argument("--size", type=int, default=224)
@@ -220,30 +295,55 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=TrainSettings.steps, help="training steps of the ViT")
     t.add_argument("--batch", type=int, default=TrainSettings.batch)
     t.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate (AdamW, cosine)")
-    t.add_argument("--clips", type=int, default=TrainSettings.train_clips,
-                   help="generated clips in the training pool (0.6 MB each), drawn under random symmetries")
-    t.add_argument("--saliency-steps", type=int, default=TrainSettings.saliency_steps,
-                   help="steps training VTM's learnable saliency through its auxiliary path (ViT frozen)")
+    t.add_argument(
+        "--clips",
+        type=int,
+        default=TrainSettings.train_clips,
+        help="generated clips in the training pool (0.6 MB each), drawn under random symmetries",
+    )
+    t.add_argument(
+        "--saliency-steps",
+        type=int,
+        default=TrainSettings.saliency_steps,
+        help="steps training VTM's learnable saliency through its auxiliary path (ViT frozen)",
+    )
     t.add_argument("--eval-clips", type=int, default=TrainSettings.eval_clips, help="held-out clips to measure")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    t.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="autocast precision of training: fp32 (as the shipped model), bf16 or fp16")
+    t.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="autocast precision of training: fp32 (as the shipped model), bf16 or fp16",
+    )
     t.set_defaults(run=run_train)
     c = commands.add_parser("accuracy", help="accuracy and time against token budget, every reducer, held-out clips")
     c.add_argument("--weights", help="a model trained on the generated clips (default: the shipped demo model)")
     c.add_argument("--clips", type=int, default=500, help="held-out generated clips (a fixed set)")
-    c.add_argument("--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
-                   help="token budgets: average tokens per layer as a fraction of dense")
-    c.add_argument("--reducers", nargs="+", default=list(DEFAULT_REDUCERS),
-                   help="reducers, optionally with settings: vtm:targets=learnable,gamma=4")
+    c.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_BUDGETS),
+        help="token budgets: average tokens per layer as a fraction of dense",
+    )
+    c.add_argument(
+        "--reducers",
+        nargs="+",
+        default=list(DEFAULT_REDUCERS),
+        help="reducers, optionally with settings: vtm:targets=learnable,gamma=4",
+    )
     c.add_argument("--device", default="auto", help="auto, cpu or cuda")
     c.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     c.add_argument("--out", default="results", help="folder for NAME.json, NAME.md and NAME.html")
     c.add_argument("--name", default="accuracy", help="file name stem")
-    c.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
-                   help="also write the chart as HTML (about 5 MB: plotly.js is inside, so it opens offline)")
+    c.add_argument(
+        "--html",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also write the chart as HTML (about 5 MB: plotly.js is inside, so it opens offline)",
+    )
     c.set_defaults(run=run_accuracy)
     d = commands.add_parser("download", help="fetch VideoMAE weights from the Hugging Face hub (needs internet)")
     d.add_argument("repo", help="e.g. MCG-NJU/videomae-base-finetuned-kinetics")
@@ -255,8 +355,12 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port to serve on (Streamlit's default: 8501)")
     s.add_argument("--address", help="address to listen on (Streamlit's default: every interface)")
     s.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
-    s.add_argument("streamlit", nargs=argparse.REMAINDER, metavar="-- STREAMLIT_OPTION ...",
-                   help="further options for `streamlit run`, after --, e.g. -- --server.headless true")
+    s.add_argument(
+        "streamlit",
+        nargs=argparse.REMAINDER,
+        metavar="-- STREAMLIT_OPTION ...",
+        help="further options for `streamlit run`, after --, e.g. -- --server.headless true",
+    )
     s.set_defaults(run=run_app)
     return parser
 

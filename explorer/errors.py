@@ -1,4 +1,5 @@
 """Errors a user can cause and fix: the CLI prints them as one line, the app as st.error."""
+
 from explorer.models.reducers import ParameterError
 from explorer.models.weights import CheckpointError
 

@@ -1,6 +1,7 @@
 """Exports of the token overlay: a PNG of any picture, and the overlay over time as an animated GIF or an
 H.264 MP4 that browsers play (no Streamlit; the app, the CLI and the Python API share these).
 """
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,14 @@ MAX_FPS = 50.0  # GIF delays count hundredths of a second, and browsers slow del
 MP4_OPTIONS = {"preset": "veryfast", "crf": "20"}  # crf 20 keeps one-pixel cell outlines sharp
 
 
-def overlay_frames(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept", value: str | None = None,
-                   focus: Cell | None = None) -> list[np.ndarray]:
+def overlay_frames(
+    frames: np.ndarray,
+    trace: Trace,
+    layer: int,
+    style: str = "kept",
+    value: str | None = None,
+    focus: Cell | None = None,
+) -> list[np.ndarray]:
     """The overlay of `layer` on every frame of the clip, each RGB uint8 and labelled with its frame and t'.
 
     Every frame rather than one per tubelet, so that the animation plays the clip's motion at its own
@@ -30,13 +37,15 @@ def overlay_frames(frames: np.ndarray, trace: Trace, layer: int, style: str = "k
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be RGB uint8 of shape (frames, height, width, 3), got {frames.dtype} "
-                         f"{frames.shape}")
+        raise ValueError(
+            f"frames must be RGB uint8 of shape (frames, height, width, 3), got {frames.dtype} {frames.shape}"
+        )
     tf, ph, pw = trace.cell
     expected = (trace.grid[0] * tf, trace.grid[1] * ph, trace.grid[2] * pw)
     if frames.shape[:3] != expected:
-        raise ValueError(f"frames {frames.shape[:3]} do not match the trace, which covers {expected} "
-                         "(frames, height, width)")
+        raise ValueError(
+            f"frames {frames.shape[:3]} do not match the trace, which covers {expected} (frames, height, width)"
+        )
     if not 0 <= layer <= trace.layers:
         raise ValueError(f"layer must be between 0 and {trace.layers}, got {layer}")
     return draw_frames(frames, trace, layer, style, value, focus=focus)
@@ -93,8 +102,9 @@ def mp4_bytes(images: Sequence[np.ndarray], fps: float) -> bytes:
             stream.height, stream.width = height + height % 2, width + width % 2
             stream.pix_fmt = "yuv420p"
             for image in images:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.pad(image, pad, mode="edge")),
-                                                   format="rgb24")
+                frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(np.pad(image, pad, mode="edge")), format="rgb24"
+                )
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
         return path.read_bytes()
@@ -107,8 +117,10 @@ def _check_images(images: Sequence[np.ndarray]) -> tuple[int, int]:
     first = np.asarray(images[0])
     for image in images:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError("images must be RGB uint8 arrays of shape (height, width, 3), got "
-                             f"{getattr(image, 'dtype', type(image).__name__)} {np.shape(image)}")
+            raise ValueError(
+                "images must be RGB uint8 arrays of shape (height, width, 3), got "
+                f"{getattr(image, 'dtype', type(image).__name__)} {np.shape(image)}"
+            )
         if image.shape != first.shape:
             raise ValueError(f"images must all have one size, got {first.shape[:2]} and {image.shape[:2]}")
     if min(first.shape[:2]) < 2:

@@ -3,10 +3,10 @@
 Every view reads the trace only: which token stands for each cell at a layer, whether
 the cell is that token's own (where it was embedded), and per-token values.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +71,14 @@ def value_legend(trace: Trace, name: str) -> Legend:
     """Colours for an integer per-token value from 1 to its possible maximum (run lengths: T')."""
     top = trace.grid[0]
     colours = palette(top)
-    return Legend(title=name.replace("_", " "), entries=[(v, tuple(int(c) for c in colours[v - 1])) for v in range(1, top + 1)])
+    return Legend(
+        title=name.replace("_", " "), entries=[(v, tuple(int(c) for c in colours[v - 1])) for v in range(1, top + 1)]
+    )
 
 
-def heat_legend(trace: Trace, name: str, layer: int, vmin: float | None = None,
-                vmax: float | None = None) -> HeatLegend:
+def heat_legend(
+    trace: Trace, name: str, layer: int, vmin: float | None = None, vmax: float | None = None
+) -> HeatLegend:
     """The colour range of a heat value at a layer; a bound not given is robust (2nd / 98th percentile of
     the finite cell values), so one outlier does not wash the rest out."""
     values = trace.cell_values(name, layer)
@@ -87,9 +90,20 @@ def heat_legend(trace: Trace, name: str, layer: int, vmin: float | None = None,
     return HeatLegend(name=name, vmin=low, vmax=high, ramp=heat_ramp())
 
 
-def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, style: str = "kept",
-               value: str | None = None, dim: float = DIM, *, frames: np.ndarray | None = None,
-               focus: Cell | None = None, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+def draw_frame(
+    frame: np.ndarray,
+    trace: Trace,
+    layer: int,
+    tubelet_index: int,
+    style: str = "kept",
+    value: str | None = None,
+    dim: float = DIM,
+    *,
+    frames: np.ndarray | None = None,
+    focus: Cell | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> np.ndarray:
     """One RGB frame with the tokens of its tubelet at `layer` drawn over it.
 
     kept     — cells that are their token's own are outlined; cells covered by a token
@@ -112,8 +126,18 @@ def draw_frame(frame: np.ndarray, trace: Trace, layer: int, tubelet_index: int, 
 class _LayerMaps:
     """What a layer's overlay needs per cell, computed once for all the frames drawn from it."""
 
-    def __init__(self, trace: Trace, layer: int, style: str, value: str | None, *, frames: np.ndarray | None = None,
-                 focus: Cell | None = None, vmin: float | None = None, vmax: float | None = None):
+    def __init__(
+        self,
+        trace: Trace,
+        layer: int,
+        style: str,
+        value: str | None,
+        *,
+        frames: np.ndarray | None = None,
+        focus: Cell | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+    ):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
         self.style, self.cell, self.tubelet = style, trace.cell[1:], trace.cell[0]
@@ -262,8 +286,9 @@ def _token_mean_colours(frames: np.ndarray, trace: Trace, layer: int) -> np.ndar
     return (sums / np.maximum(token_sizes(trace, layer), 1)[:, None]).astype(np.float32)
 
 
-def _heat_colours(trace: Trace, name: str, layer: int, vmin: float | None,
-                  vmax: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _heat_colours(
+    trace: Trace, name: str, layer: int, vmin: float | None, vmax: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per cell: the heat colour (T', H', W', 3) uint8 and where there is no value (T', H', W') bool."""
     legend = heat_legend(trace, name, layer, vmin, vmax)
     values = trace.cell_values(name, layer)
@@ -286,23 +311,35 @@ def _focus_region(owner: np.ndarray, focus: Cell) -> np.ndarray:
 def _boundaries(ids: np.ndarray) -> np.ndarray:
     """(T', H', W', 4) bool: the top, bottom, left, right edge of each cell borders another id or the frame's edge."""
     padded = np.pad(ids, ((0, 0), (1, 1), (1, 1)), constant_values=np.iinfo(np.int32).min)
-    return np.stack([padded[:, :-2, 1:-1] != ids, padded[:, 2:, 1:-1] != ids,
-                     padded[:, 1:-1, :-2] != ids, padded[:, 1:-1, 2:] != ids], axis=-1)
+    return np.stack(
+        [
+            padded[:, :-2, 1:-1] != ids,
+            padded[:, 2:, 1:-1] != ids,
+            padded[:, 1:-1, :-2] != ids,
+            padded[:, 1:-1, 2:] != ids,
+        ],
+        axis=-1,
+    )
 
 
 def _edge_pixels(edges: np.ndarray, ph: int, pw: int, width: int) -> np.ndarray:
     """(H', W', 4) per-cell edge flags -> (H, W) bool: the pixels within `width` of a flagged edge, inside the cell."""
     rows, cols = np.arange(ph)[None, :, None, None], np.arange(pw)[None, None, None, :]
     top, bottom, left, right = (edges[:, None, :, None, i] for i in range(4))
-    mask = ((top & (rows < width)) | (bottom & (rows >= ph - width))
-            | (left & (cols < width)) | (right & (cols >= pw - width)))
+    mask = (
+        (top & (rows < width))
+        | (bottom & (rows >= ph - width))
+        | (left & (cols < width))
+        | (right & (cols >= pw - width))
+    )
     return mask.reshape(edges.shape[0] * ph, edges.shape[1] * pw)
 
 
 def _outline_cells(image: np.ndarray, cells: np.ndarray, ph: int, pw: int) -> None:
     for h, w in zip(*np.nonzero(cells)):
-        cv2.rectangle(image, (int(w * pw), int(h * ph)), (int((w + 1) * pw - 1), int((h + 1) * ph - 1)),
-                      (255, 255, 255), 1)
+        cv2.rectangle(
+            image, (int(w * pw), int(h * ph)), (int((w + 1) * pw - 1), int((h + 1) * ph - 1)), (255, 255, 255), 1
+        )
 
 
 def cluster_info(trace: Trace, layer: int, cell: Cell) -> dict[str, Any]:
@@ -311,19 +348,31 @@ def cluster_info(trace: Trace, layer: int, cell: Cell) -> dict[str, Any]:
     layer (>= 1) where its token stands for more cells than at the layer before ("merged_at") and the
     first layer where no token stands for it ("pruned_at"), each None if never."""
     cell = _cell(cell)
-    sizes = [_size_at(trace, l, cell) for l in range(trace.layers + 1)]
-    merged_at = next((l for l in range(1, len(sizes)) if sizes[l] > sizes[l - 1]), None)
-    pruned_at = next((l for l in range(len(sizes)) if trace.owner[l][cell] < 0), None)
+    sizes = [_size_at(trace, at, cell) for at in range(trace.layers + 1)]
+    merged_at = next((at for at in range(1, len(sizes)) if sizes[at] > sizes[at - 1]), None)
+    pruned_at = next((at for at in range(len(sizes)) if trace.owner[at][cell] < 0), None)
     token = int(trace.owner[layer][cell])
-    info: dict[str, Any] = {"token": None, "size": 0, "per_slot": [0] * trace.grid[0], "home": None, "values": {},
-                            "merged_at": merged_at, "pruned_at": pruned_at}
+    info: dict[str, Any] = {
+        "token": None,
+        "size": 0,
+        "per_slot": [0] * trace.grid[0],
+        "home": None,
+        "values": {},
+        "merged_at": merged_at,
+        "pruned_at": pruned_at,
+    }
     if token < 0:
         return info
     mine = trace.owner[layer] == token
     home = np.unravel_index(int(trace.values["cell"][layer][token]), trace.grid)
     values = {name: per_layer[layer][token].item() for name, per_layer in trace.values.items() if name != "cell"}
-    return info | {"token": token, "size": int(mine.sum()), "per_slot": mine.sum(axis=(1, 2)).tolist(),
-                   "home": tuple(int(i) for i in home), "values": values}
+    return info | {
+        "token": token,
+        "size": int(mine.sum()),
+        "per_slot": mine.sum(axis=(1, 2)).tolist(),
+        "home": tuple(int(i) for i in home),
+        "values": values,
+    }
 
 
 def _size_at(trace: Trace, layer: int, cell: Cell) -> int:
@@ -331,18 +380,38 @@ def _size_at(trace: Trace, layer: int, cell: Cell) -> int:
     return int((trace.owner[layer] == token).sum()) if token >= 0 else 0
 
 
-def draw_clip(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept", value: str | None = None,
-              every_frame: bool = False, columns: int = 8, gap: int = 4, *, focus: Cell | None = None,
-              vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+def draw_clip(
+    frames: np.ndarray,
+    trace: Trace,
+    layer: int,
+    style: str = "kept",
+    value: str | None = None,
+    every_frame: bool = False,
+    columns: int = 8,
+    gap: int = 4,
+    *,
+    focus: Cell | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> np.ndarray:
     """All tubelets (one frame each, its last, or every frame) tiled in a grid with labels."""
     picks = None if every_frame else range(trace.cell[0] - 1, frames.shape[0], trace.cell[0])
     tiles = draw_frames(frames, trace, layer, style, value, picks=picks, focus=focus, vmin=vmin, vmax=vmax)
     return tile_images(tiles, columns, gap)
 
 
-def draw_frames(frames: np.ndarray, trace: Trace, layer: int, style: str = "kept", value: str | None = None, *,
-                picks: Iterable[int] | None = None, focus: Cell | None = None, vmin: float | None = None,
-                vmax: float | None = None) -> list[np.ndarray]:
+def draw_frames(
+    frames: np.ndarray,
+    trace: Trace,
+    layer: int,
+    style: str = "kept",
+    value: str | None = None,
+    *,
+    picks: Iterable[int] | None = None,
+    focus: Cell | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> list[np.ndarray]:
     """The frames `picks` (default: every frame) with the tokens of `layer` drawn over them, each labelled;
     the per-cell maps are computed once for all of them. Tiles for draw_clip, frames of an animation."""
     maps = _LayerMaps(trace, layer, style, value, frames=frames, focus=focus, vmin=vmin, vmax=vmax)
@@ -368,5 +437,5 @@ def tile_images(tiles: list[np.ndarray], columns: int, gap: int = 4) -> np.ndarr
     sheet = np.full((rows * h + (rows - 1) * gap, min(columns, len(tiles)) * (w + gap) - gap, 3), 255, np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+        sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
     return sheet

@@ -8,6 +8,7 @@ normalization with the ORIGINAL patch's mean and std, so each painted patch take
 average colour and contrast from the clip and only its pattern from the model. Visible
 patches are copied from the clip; the masked video shows hidden patches black.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,14 @@ def normalize_patches(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return (patches - mean) / std, mean, std
 
 
-def reconstruct(clip: Clip, model: VideoViT, decoder: VideoMAEDecoder, keep: np.ndarray,
-                device: str = "cpu", precision: str = "fp32") -> Reconstruction:
+def reconstruct(
+    clip: Clip,
+    model: VideoViT,
+    decoder: VideoMAEDecoder,
+    keep: np.ndarray,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> Reconstruction:
     """Encode only the tokens at `keep` (flat (t, h, w) indices), decode the others, draw the three videos.
 
     `model` must be the pre-training encoder (no classifier): the decoder reads the output of
@@ -75,16 +82,21 @@ def reconstruct(clip: Clip, model: VideoViT, decoder: VideoMAEDecoder, keep: np.
     if cfg.num_classes:
         raise ValueError("reconstruction needs the pre-training encoder; this model is a fine-tuned classifier")
     if decoder.cfg.encoder_dim != cfg.embed_dim or decoder.cfg.out_dim != 3 * t * p * p:
-        raise ValueError(f"the decoder takes {decoder.cfg.encoder_dim}-wide tokens and paints {decoder.cfg.out_dim} "
-                         f"values per patch; this encoder is {cfg.embed_dim} wide with {3 * t * p * p}")
+        raise ValueError(
+            f"the decoder takes {decoder.cfg.encoder_dim}-wide tokens and paints {decoder.cfg.out_dim} "
+            f"values per patch; this encoder is {cfg.embed_dim} wide with {3 * t * p * p}"
+        )
     keep = np.sort(keep)
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
     model, decoder = (m if next(m.parameters()).device.type == dev.type else copy_to(m, dev) for m in (model, decoder))
     frames = torch.from_numpy(clip.frames)
     keep_t = torch.from_numpy(keep).to(dev)[None]
-    with memory_guard(f"reconstructing {clip.num_frames} frames", dev, "use fewer frames or the CPU"), \
-            torch.inference_mode(), autocast(dev, precision):
+    with (
+        memory_guard(f"reconstructing {clip.num_frames} frames", dev, "use fewer frames or the CPU"),
+        torch.inference_mode(),
+        autocast(dev, precision),
+    ):
         encoded = model.forward_blocks(model.embed(normalize_video(frames).to(dev)[None], keep_t))
         predicted = decoder(encoded, keep_t, total)[0].float().cpu()
 
@@ -106,5 +118,10 @@ def reconstruct(clip: Clip, model: VideoViT, decoder: VideoMAEDecoder, keep: np.
     visible = np.zeros(total, dtype=bool)
     visible[keep] = True
     loss = F.mse_loss(predicted, target[hidden]).item() if hidden.numel() else 0.0
-    return Reconstruction(original=clip.frames.copy(), masked=to_video(blacked), reconstruction=to_video(painted),
-                          visible=visible.reshape(cfg.grid), loss=loss)
+    return Reconstruction(
+        original=clip.frames.copy(),
+        masked=to_video(blacked),
+        reconstruction=to_video(painted),
+        visible=visible.reshape(cfg.grid),
+        loss=loss,
+    )

@@ -1,8 +1,9 @@
 """The README's table of reducers, written from the registry, so that a new reducer appears there by itself.
 
-    python -m explorer.reducer_docs            # rewrite the table in README.md
-    python -m explorer.reducer_docs --check    # exit 1 when README.md's table is out of date (CI runs it)
+python -m explorer.reducer_docs            # rewrite the table in README.md
+python -m explorer.reducer_docs --check    # exit 1 when README.md's table is out of date (CI runs it)
 """
+
 from __future__ import annotations
 
 import sys

@@ -9,6 +9,7 @@ One policy for every entry point (analyze, bench, accuracy, reconstruction, trai
   one clear message naming what was asked for; the shared, cached model is never moved to
   recover (a fallback runs on a copy).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,14 @@ from explorer.models.reducers import ParameterError
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
-                  "CUDNN_STATUS_NOT_INITIALIZED", "failed to allocate")
+_OUT_OF_MEMORY = (
+    "out of memory",
+    "can't allocate memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_NOT_INITIALIZED",
+    "failed to allocate",
+)
 
 
 def resolve_device(device: str) -> torch.device:

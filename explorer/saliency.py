@@ -12,6 +12,7 @@ in those same proportions; a pruned token passes none on. Every step is a row-st
 matrix, so at every layer the relevance of the tokens sums to one: `rollout` gives, for
 each layer, how much of the pooled output each of its tokens carries.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.models.reducers import ParameterError
 from explorer.models.engine import BlockRecord, HeadFusion
+from explorer.models.reducers import ParameterError
 
 FUSIONS = ("mean", "max", "min")
 
@@ -40,13 +41,16 @@ class SaliencySpec:
 
     def fuse(self) -> HeadFusion:
         def fuse(weights: torch.Tensor) -> torch.Tensor:
-            fused = getattr(weights, "amax" if self.fusion == "max" else "amin" if self.fusion == "min" else "mean")(dim=1)
+            fused = getattr(weights, "amax" if self.fusion == "max" else "amin" if self.fusion == "min" else "mean")(
+                dim=1
+            )
             if self.discard > 0:
                 flat = fused.flatten(1)
                 weakest = flat.topk(int(flat.shape[1] * self.discard), dim=1, largest=False).indices
                 flat.scatter_(1, weakest, 0.0)
                 fused = flat.view_as(fused)
             return fused
+
         return fuse
 
 

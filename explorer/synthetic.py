@@ -10,6 +10,7 @@ model has to find what moves.
 Everything is drawn from a seed: `motion_clip(seed)` always gives the same clip, so the
 held-out sets are fixed lists of seeds disjoint from the training seeds.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,7 +79,9 @@ def motion_clip(seed: int, frames: int = FRAMES, size: int = SIZE) -> tuple[np.n
     still = _background(rng, size)
     for _ in range(int(rng.integers(0, 3))):  # distractors, drawn into the still background
         r = rng.uniform(*RADIUS)
-        cover = _coverage(SHAPES[rng.integers(len(SHAPES))], rng.uniform(r, size - r), rng.uniform(r, size - r), r, y, x)
+        cover = _coverage(
+            SHAPES[rng.integers(len(SHAPES))], rng.uniform(r, size - r), rng.uniform(r, size - r), r, y, x
+        )
         still += cover[..., None] * (_colour(rng) - still)
     shape, r, colour = SHAPES[rng.integers(len(SHAPES))], rng.uniform(*RADIUS), _colour(rng)
     dx, dy = DIRECTIONS.get(label, (0.0, 0.0))

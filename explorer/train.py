@@ -19,14 +19,15 @@ Two phases, both seeded:
 The weights, the labels, u and a record of the run (settings, time, held-out accuracy) go into
 one safetensors file that `models.weights.load_model` reads.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +42,9 @@ from explorer.models.weights import save_weights
 from .runtime import autocast, memory_guard, resolve_precision
 from .synthetic import FRAMES, HELD_OUT_SEED, LABELS, SIZE, SYMMETRIES, held_out_seeds, motion_batch, symmetric
 
-DEMO_CONFIG = VideoViTConfig(embed_dim=96, depth=4, num_heads=2, num_classes=len(LABELS),
-                             num_frames=FRAMES, img_size=SIZE)
+DEMO_CONFIG = VideoViTConfig(
+    embed_dim=96, depth=4, num_heads=2, num_classes=len(LABELS), num_frames=FRAMES, img_size=SIZE
+)
 SEEDS_PER_RUN = 10**7  # training run `seed` draws its pool's seeds from [seed * 10**7, (seed + 1) * 10**7)
 DIFFERENCE_GAIN = 8.0
 
@@ -76,18 +78,25 @@ class TrainResult:
 
     def record(self) -> dict:
         """What is saved beside the weights: enough to tell how they were made."""
-        return {"settings": asdict(self.settings), "held_out_accuracy": self.accuracy,
-                "held_out_clips": self.settings.eval_clips, "train_seconds": round(self.seconds, 1),
-                "device": self.device, "first_loss": self.losses[0] if self.losses else None,
-                "last_loss": sum(self.losses[-20:]) / max(len(self.losses[-20:]), 1)}
+        return {
+            "settings": asdict(self.settings),
+            "held_out_accuracy": self.accuracy,
+            "held_out_clips": self.settings.eval_clips,
+            "train_seconds": round(self.seconds, 1),
+            "device": self.device,
+            "first_loss": self.losses[0] if self.losses else None,
+            "last_loss": sum(self.losses[-20:]) / max(len(self.losses[-20:]), 1),
+        }
 
 
 def pool_seeds(settings: TrainSettings) -> list[int]:
     """The seeds of the training pool's clips, disjoint from every held-out seed."""
     base = settings.seed * SEEDS_PER_RUN
     if settings.seed < 0 or settings.train_clips > SEEDS_PER_RUN or base + settings.train_clips > HELD_OUT_SEED:
-        raise ParameterError(f"--seed must be in [0, {HELD_OUT_SEED // SEEDS_PER_RUN}) with a pool of at most "
-                             f"{SEEDS_PER_RUN} clips: the pool would otherwise reach the held-out clips")
+        raise ParameterError(
+            f"--seed must be in [0, {HELD_OUT_SEED // SEEDS_PER_RUN}) with a pool of at most "
+            f"{SEEDS_PER_RUN} clips: the pool would otherwise reach the held-out clips"
+        )
     return list(range(base, base + settings.train_clips))
 
 
@@ -101,8 +110,14 @@ def token_targets(clips: torch.Tensor, labels: torch.Tensor, tubelet: int, patch
     return torch.where(moving.reshape(B, -1), labels[:, None], 0)
 
 
-def batches(pool: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings, stream: int, count: int,
-            device: torch.device, cfg: VideoViTConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def batches(
+    pool: tuple[torch.Tensor, torch.Tensor],
+    settings: TrainSettings,
+    stream: int,
+    count: int,
+    device: torch.device,
+    cfg: VideoViTConfig,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """`count` batches of (video, labels, token labels): clips of the pool, each under a random symmetry, drawn
     from a generator seeded by the run's seed and `stream`, each batch prepared in a thread while the previous
     one trains."""
@@ -167,14 +182,15 @@ def evaluate(model: VideoViT, seeds: list[int], batch: int = 50, device: torch.d
     model.eval()
     correct = 0
     for i in range(0, len(seeds), batch):
-        clips, labels = motion_batch(seeds[i:i + batch])
+        clips, labels = motion_batch(seeds[i : i + batch])
         video = normalize_video(clips).to(device)
         correct += int((model(video).argmax(dim=1).cpu() == labels).sum())
     return correct / len(seeds)
 
 
-def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: str = "cpu",
-          log: Callable[[str], None] = print) -> tuple[VideoViT, VTMSaliency, TrainResult]:
+def train(
+    settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: str = "cpu", log: Callable[[str], None] = print
+) -> tuple[VideoViT, VTMSaliency, TrainResult]:
     """Both phases; returns the model (eval mode), the trained saliency and what was measured."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -187,8 +203,9 @@ def train(settings: TrainSettings, cfg: VideoViTConfig = DEMO_CONFIG, device: st
         torch.set_flush_denormal(False)  # PyTorch's default; training is the only place that needs it
 
 
-def _train(settings: TrainSettings, cfg: VideoViTConfig, dev: torch.device,
-           log: Callable[[str], None]) -> tuple[VideoViT, VTMSaliency, TrainResult]:
+def _train(
+    settings: TrainSettings, cfg: VideoViTConfig, dev: torch.device, log: Callable[[str], None]
+) -> tuple[VideoViT, VTMSaliency, TrainResult]:
     torch.manual_seed(settings.seed)
     model = VideoViT(cfg)
     model.apply(init_weights_vit_timm)  # truncated normal, std 0.02, zero biases: learns much faster from scratch
@@ -216,10 +233,12 @@ def _train(settings: TrainSettings, cfg: VideoViTConfig, dev: torch.device,
         losses.append(loss.detach().float())
         hits.append((logits.argmax(dim=1) == labels).float().mean())
         if step % 10 == 0 or step == settings.steps - 1:
-            result.losses += torch.stack(losses[len(result.losses):]).tolist()
+            result.losses += torch.stack(losses[len(result.losses) :]).tolist()
             recent = torch.stack(hits[-50:]).mean().item()
-            log(f"step {step + 1}/{settings.steps}  loss {result.losses[-1]:.3f}  "
-                f"training accuracy (last 50 steps) {recent:.1%}  {time.perf_counter() - started:.0f} s")
+            log(
+                f"step {step + 1}/{settings.steps}  loss {result.losses[-1]:.3f}  "
+                f"training accuracy (last 50 steps) {recent:.1%}  {time.perf_counter() - started:.0f} s"
+            )
     saliency = train_saliency(model, pool, settings, dev, result, log)
     result.accuracy = evaluate(model, held_out_seeds(settings.eval_clips), device=dev)
     result.seconds = time.perf_counter() - started
@@ -227,8 +246,14 @@ def _train(settings: TrainSettings, cfg: VideoViTConfig, dev: torch.device,
     return model, saliency, result
 
 
-def train_saliency(model: VideoViT, pool: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings,
-                   device: torch.device, result: TrainResult, log: Callable[[str], None] = print) -> VTMSaliency:
+def train_saliency(
+    model: VideoViT,
+    pool: tuple[torch.Tensor, torch.Tensor],
+    settings: TrainSettings,
+    device: torch.device,
+    result: TrainResult,
+    log: Callable[[str], None] = print,
+) -> VTMSaliency:
     """Phase 2: u alone learns, through the auxiliary attention path, on the same pool (new draws)."""
     model.eval().requires_grad_(False)
     saliency = VTMSaliency(model.cfg.depth, model.cfg.embed_dim // model.cfg.num_heads, settings.seed).to(device)

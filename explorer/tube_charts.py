@@ -2,6 +2,7 @@
 
 A tube keeps one colour everywhere: `tube_colours` serves the 2-D drawings as well.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,8 +45,13 @@ def _strokes(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([strokes, gaps], axis=1).reshape(-1, 3).astype(np.float32)
 
 
-def boxes_3d(boxes: np.ndarray, tube_index: np.ndarray, size: Sequence[int], highlight: int | None = None,
-             labels: Sequence[str] | None = None) -> go.Figure:
+def boxes_3d(
+    boxes: np.ndarray,
+    tube_index: np.ndarray,
+    size: Sequence[int],
+    highlight: int | None = None,
+    labels: Sequence[str] | None = None,
+) -> go.Figure:
     """Every token's box as a wireframe in the video volume: x and y in pixels, t in frames (depth).
 
     One trace per tube (its legend entry toggles it), all its boxes one line broken by gaps, so 539
@@ -61,8 +67,17 @@ def boxes_3d(boxes: np.ndarray, tube_index: np.ndarray, size: Sequence[int], hig
     T, H, W = size
     fig = go.Figure()
     volume = _strokes(np.array([[0, T, 0, H, 0, W]]))
-    fig.add_trace(go.Scatter3d(x=volume[:, 0], y=volume[:, 1], z=volume[:, 2], mode="lines", name="video",
-                               line=dict(color="grey", width=1), hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter3d(
+            x=volume[:, 0],
+            y=volume[:, 1],
+            z=volume[:, 2],
+            mode="lines",
+            name="video",
+            line=dict(color="grey", width=1),
+            hoverinfo="skip",
+        )
+    )
     tokens = np.arange(len(boxes))
     for i, label in enumerate(labels):
         mine = tube_index == i
@@ -70,33 +85,71 @@ def boxes_3d(boxes: np.ndarray, tube_index: np.ndarray, size: Sequence[int], hig
             continue
         points = _strokes(boxes[mine])
         info = np.repeat(np.column_stack([tokens[mine], boxes[mine]]), _STROKE, axis=0).astype(np.int32)
-        fig.add_trace(go.Scatter3d(
-            x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=f"{label} ({mine.sum()})",
-            line=dict(color=_rgb(colours[i]), width=2), opacity=0.35 if highlight is not None else 1.0,
-            customdata=info, hovertemplate="token %{customdata[0]}<br>t %{customdata[1]}-%{customdata[2]}, "
-            "y %{customdata[3]}-%{customdata[4]}, x %{customdata[5]}-%{customdata[6]}<extra>" + label + "</extra>"))
+        fig.add_trace(
+            go.Scatter3d(
+                x=points[:, 0],
+                y=points[:, 1],
+                z=points[:, 2],
+                mode="lines",
+                name=f"{label} ({mine.sum()})",
+                line=dict(color=_rgb(colours[i]), width=2),
+                opacity=0.35 if highlight is not None else 1.0,
+                customdata=info,
+                hovertemplate="token %{customdata[0]}<br>t %{customdata[1]}-%{customdata[2]}, "
+                "y %{customdata[3]}-%{customdata[4]}, x %{customdata[5]}-%{customdata[6]}<extra>" + label + "</extra>",
+            )
+        )
     if highlight is not None:
         corners = _corners(boxes[highlight : highlight + 1])[0]
         t0, t1, y0, y1, x0, x1 = boxes[highlight]
-        fig.add_trace(go.Mesh3d(  # the box's 12 triangles, from its 8 corners
-            x=corners[:, 0], y=corners[:, 1], z=corners[:, 2], alphahull=0, opacity=0.5,
-            color=_rgb(HIGHLIGHT_COLOUR), name=f"token {highlight}", showlegend=True,
-            hovertemplate=f"token {highlight}: t {t0}-{t1}, y {y0}-{y1}, x {x0}-{x1}<extra></extra>"))
+        fig.add_trace(
+            go.Mesh3d(  # the box's 12 triangles, from its 8 corners
+                x=corners[:, 0],
+                y=corners[:, 1],
+                z=corners[:, 2],
+                alphahull=0,
+                opacity=0.5,
+                color=_rgb(HIGHLIGHT_COLOUR),
+                name=f"token {highlight}",
+                showlegend=True,
+                hovertemplate=f"token {highlight}: t {t0}-{t1}, y {y0}-{y1}, x {x0}-{x1}<extra></extra>",
+            )
+        )
     fig.update_layout(
         title=f"{len(boxes)} tube tokens in a {T} x {H} x {W} video",
-        scene=dict(xaxis_title="x (px)", yaxis_title="t (frames)", zaxis_title="y (px)",
-                   xaxis_range=[0, W], yaxis_range=[0, T], zaxis_range=[H, 0],  # image rows run downwards
-                   aspectmode="manual", aspectratio=dict(x=1, y=1.5, z=H / W),
-                   camera=dict(eye=dict(x=1.4, y=-2.2, z=0.8))),  # frame 0 in front, time running away
-        **{**LAYOUT, "height": 520, "legend": dict(orientation="v")})
+        scene=dict(
+            xaxis_title="x (px)",
+            yaxis_title="t (frames)",
+            zaxis_title="y (px)",
+            xaxis_range=[0, W],
+            yaxis_range=[0, T],
+            zaxis_range=[H, 0],  # image rows run downwards
+            aspectmode="manual",
+            aspectratio=dict(x=1, y=1.5, z=H / W),
+            camera=dict(eye=dict(x=1.4, y=-2.2, z=0.8)),
+        ),  # frame 0 in front, time running away
+        **{**LAYOUT, "height": 520, "legend": dict(orientation="v")},
+    )
     return fig
 
 
 def tube_counts(counts: Sequence[int], labels: Sequence[str]) -> go.Figure:
     """Tokens per tube as bars, in the tubes' colours."""
     colours = [_rgb(c) for c in tube_colours(len(labels))]
-    fig = go.Figure(go.Bar(x=list(labels), y=list(counts), marker_color=colours, text=list(counts),
-                           hovertemplate="%{x}: %{y} tokens<extra></extra>"))
-    fig.update_layout(title=f"Tokens per tube ({int(sum(counts))} in all)", xaxis_title="tube",
-                      yaxis_title="tokens", xaxis_type="category", **LAYOUT)
+    fig = go.Figure(
+        go.Bar(
+            x=list(labels),
+            y=list(counts),
+            marker_color=colours,
+            text=list(counts),
+            hovertemplate="%{x}: %{y} tokens<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Tokens per tube ({int(sum(counts))} in all)",
+        xaxis_title="tube",
+        yaxis_title="tokens",
+        xaxis_type="category",
+        **LAYOUT,
+    )
     return fig

@@ -119,9 +119,7 @@ def _check_params(frames: int, stride: int, start: float, size: int, max_seconds
         raise VideoError(f"The decoding time limit must be positive, got {max_seconds}.")
 
 
-def _source(
-    source: str | os.PathLike | bytes, name: str | None
-) -> tuple[str | io.BytesIO, str, bytes]:
+def _source(source: str | os.PathLike | bytes, name: str | None) -> tuple[str | io.BytesIO, str, bytes]:
     """What av.open reads, the name shown in messages, and the first bytes of the file."""
     if isinstance(source, bytes):
         display = name or "uploaded video"
@@ -151,9 +149,7 @@ def _open(file: str | io.BytesIO, display: str, head: bytes) -> av.container.Inp
         raise VideoError(f"{display}: not a readable video file ({_reason(exc)}).") from None
 
 
-def _video_stream(
-    container: av.container.InputContainer, display: str
-) -> av.video.stream.VideoStream:
+def _video_stream(container: av.container.InputContainer, display: str) -> av.video.stream.VideoStream:
     """The first video stream that moves (not cover art), if it is neither text nor an image."""
     streams = container.streams
     if not streams:
@@ -167,9 +163,7 @@ def _video_stream(
     stream = videos[0]
     codec = stream.codec_context
     if codec is None:
-        raise VideoError(
-            f"{display}: the video's codec is unknown or not supported by this FFmpeg build."
-        )
+        raise VideoError(f"{display}: the video's codec is unknown or not supported by this FFmpeg build.")
     if codec.name in TEXT_CODECS:
         raise VideoError(f"{display}: a text file, not a video.")
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):
@@ -190,16 +184,11 @@ def _reason(exc: Exception) -> str:
 
 
 def _too_small(display: str, width: int, height: int) -> VideoError:
-    return VideoError(
-        f"{display}: the video is {width}x{height} pixels, "
-        f"smaller than one {PATCH}x{PATCH} patch."
-    )
+    return VideoError(f"{display}: the video is {width}x{height} pixels, smaller than one {PATCH}x{PATCH} patch.")
 
 
 def _past_end(display: str, start: float, duration: float) -> VideoError:
-    return VideoError(
-        f"{display}: start {start:.2f} s is past the end (the video lasts {duration:.2f} s)."
-    )
+    return VideoError(f"{display}: start {start:.2f} s is past the end (the video lasts {duration:.2f} s).")
 
 
 def _rate(stream: av.video.stream.VideoStream) -> float:
@@ -315,9 +304,7 @@ class _Reader:
     def _seek_packets(self, target: float) -> Iterator[av.Packet]:
         """Seek to a keyframe at or before `target`; if that fails, go on from here."""
         try:
-            self.container.seek(
-                int((target + self.origin) / self.time_base), stream=self.stream, backward=True
-            )
+            self.container.seek(int((target + self.origin) / self.time_base), stream=self.stream, backward=True)
         except av.FFmpegError:
             pass
         self.last_time = self.key_time = -math.inf

@@ -16,6 +16,7 @@ What a run records (the keys averaged over heads for merging, the attention weig
 saliency and attentive pruning, the sizes of merged tokens) is asked for per run and returned
 with its result. Nothing is stored on a module, so threads may run one cached model at once.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
@@ -31,8 +32,15 @@ from torch import nn
 
 from .merge import Reduction, merge_tokens
 from .packed import Packed, pack, packed_attention
-from .reducers.base import (BlockContext, InModelReducer, InputSelection, NetworkRecord, NetworkReducer, Reducer,
-                            TokenizerReducer)
+from .reducers.base import (
+    BlockContext,
+    InModelReducer,
+    InputSelection,
+    NetworkRecord,
+    NetworkReducer,
+    Reducer,
+    TokenizerReducer,
+)
 from .video_vit import VideoViT
 
 HeadFusion = Callable[[torch.Tensor], torch.Tensor]  # (B, heads, N, N) weights -> (B, N, N) fused
@@ -40,6 +48,7 @@ KeyBias = Callable[[int, torch.Tensor], torch.Tensor | None]  # (block, (B, N, h
 
 
 # --- attention and the two halves of a block -------------------------------------------------------------------
+
 
 @dataclass
 class Attended:
@@ -54,9 +63,16 @@ class Attended:
     weights: torch.Tensor | None = None
 
 
-def attend(attn: Attention, x: torch.Tensor, *, mask: torch.Tensor | None = None, keys: bool = False,
-           weights: bool = False, key_bias: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
-           packed: Packed | None = None) -> Attended:
+def attend(
+    attn: Attention,
+    x: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    keys: bool = False,
+    weights: bool = False,
+    key_bias: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
+    packed: Packed | None = None,
+) -> Attended:
     """timm's `Attention.forward` on x, also returning what it hides when asked.
 
     key_bias: a logits bias made from the keys averaged over heads (computed once with q and v).
@@ -84,8 +100,9 @@ def attend(attn: Attention, x: torch.Tensor, *, mask: torch.Tensor | None = None
         probabilities = (logits if mask is None else logits + mask).float().softmax(dim=-1)
         del logits
     if attn.fused_attn:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                             dropout_p=attn.attn_drop.p if attn.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=attn.attn_drop.p if attn.training else 0.0
+        )
     else:
         logits = (q * attn.scale) @ k.transpose(-2, -1)
         out = attn.attn_drop((logits if mask is None else logits + mask).softmax(dim=-1)) @ v
@@ -127,8 +144,13 @@ class BlockHooks:
         return x
 
 
-def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, hooks: BlockHooks | None = None,
-               packed: Packed | None = None, key_bias: KeyBias | None = None) -> torch.Tensor:
+def run_blocks(
+    blocks: Iterable[nn.Module],
+    x: torch.Tensor,
+    hooks: BlockHooks | None = None,
+    packed: Packed | None = None,
+    key_bias: KeyBias | None = None,
+) -> torch.Tensor:
     """The blocks (timm Blocks), each as timm's Block.forward in two halves, with the run's hooks between them."""
     hooks = hooks or BlockHooks()
     for index, module in enumerate(blocks):
@@ -159,6 +181,7 @@ def forward_packed(model: VideoViT, packed: Packed) -> torch.Tensor:
 
 
 # --- one clip through the ViT with a reducer, tracing where every cell's token goes ------------------------------
+
 
 @dataclass
 class LayerRecord:
@@ -197,8 +220,17 @@ class _Flow(BlockHooks):
     owner: for every grid cell, the current token that stands for it (-1: none).
     """
 
-    def __init__(self, x: torch.Tensor, cells: torch.Tensor, owner: torch.Tensor, reducer: InModelReducer | None,
-                 grid: tuple[int, int, int], depth: int, trace: bool, fusion: HeadFusion | None):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        cells: torch.Tensor,
+        owner: torch.Tensor,
+        reducer: InModelReducer | None,
+        grid: tuple[int, int, int],
+        depth: int,
+        trace: bool,
+        fusion: HeadFusion | None,
+    ):
         self.size = torch.ones(x.shape[:2], device=x.device)
         self.cells, self.owner = cells, owner
         self.merged = False  # any token stands for more than one input token (set without asking the GPU)
@@ -245,8 +277,16 @@ class _Flow(BlockHooks):
             return x
         weights = attended.weights
         received = weights.mean(dim=(1, 2)) if weights is not None and "attention" in reducer.needs else None
-        ctx = BlockContext(block=index, depth=self.depth, grid=self.grid, x=x, keys=attended.keys, size=self.size,
-                           cells=self.cells, received=received)
+        ctx = BlockContext(
+            block=index,
+            depth=self.depth,
+            grid=self.grid,
+            x=x,
+            keys=attended.keys,
+            size=self.size,
+            cells=self.cells,
+            received=received,
+        )
         reduction, values = reducer.step(ctx)
         if self.trace:
             self.layers[-1].values.update({name: v[0].float().cpu().numpy() for name, v in values.items()})
@@ -266,12 +306,21 @@ class _Flow(BlockHooks):
         return x
 
     def _layer(self) -> LayerRecord:
-        return LayerRecord(owner=self.owner[0].to(torch.int32).cpu().numpy(), cells=self.cells[0].cpu().numpy(),
-                           size=self.size[0].float().cpu().numpy())
+        return LayerRecord(
+            owner=self.owner[0].to(torch.int32).cpu().numpy(),
+            cells=self.cells[0].cpu().numpy(),
+            size=self.size[0].float().cpu().numpy(),
+        )
 
 
-def run_clip(model: VideoViT, video: torch.Tensor, selection: InputSelection, reducer: Reducer,
-             trace: bool = False, fusion: HeadFusion | None = None) -> tuple[torch.Tensor, FlowRecord | None]:
+def run_clip(
+    model: VideoViT,
+    video: torch.Tensor,
+    selection: InputSelection,
+    reducer: Reducer,
+    trace: bool = False,
+    fusion: HeadFusion | None = None,
+) -> tuple[torch.Tensor, FlowRecord | None]:
     """Logits (B, classes) for normalized clips (B, 3, T, H, W), and with `trace` what happened to its tokens.
 
     A batch (B > 1) runs untraced, with a reducer that lets every tubelet in and keeps the same count
@@ -283,8 +332,10 @@ def run_clip(model: VideoViT, video: torch.Tensor, selection: InputSelection, re
     """
     B = video.shape[0]
     if B != 1 and (trace or selection.keep.size != selection.owner.size):
-        raise ValueError(f"run_clip traces one clip and batches only reducers that let every tubelet in, got a batch "
-                         f"of {B} (forward_packed runs batches of pre-model reducers)")
+        raise ValueError(
+            f"run_clip traces one clip and batches only reducers that let every tubelet in, got a batch "
+            f"of {B} (forward_packed runs batches of pre-model reducers)"
+        )
     device = video.device
     keep = torch.from_numpy(selection.keep).to(device)[None].expand(B, -1)
     lengths = torch.from_numpy(selection.lengths).to(device)[None] if selection.lengths is not None else None
@@ -312,11 +363,12 @@ def saliency_bytes(depth: int, heads: int, tokens: int) -> int:
     materialize as many again (its math path, with a mask); rollout then works in float64 on
     two (N, N) matrices at a time beside the kept maps.
     """
-    square = tokens ** 2
+    square = tokens**2
     return int(square * (4 * depth + 12 * heads + 16))
 
 
 # --- what outside code asks of a reducer's kind -----------------------------------------------------------------
+
 
 def network_for(reducer: Reducer, num_frames: int, img_size: int, num_classes: int) -> nn.Module | None:
     """The network a reducer brings in place of the ViT (MViT), or None when it runs on the ViT."""
@@ -325,8 +377,9 @@ def network_for(reducer: Reducer, num_frames: int, img_size: int, num_classes: i
     return None
 
 
-def run_network(reducer: Reducer, network: nn.Module, video: torch.Tensor,
-                trace: bool) -> tuple[torch.Tensor, NetworkRecord | None]:
+def run_network(
+    reducer: Reducer, network: nn.Module, video: torch.Tensor, trace: bool
+) -> tuple[torch.Tensor, NetworkRecord | None]:
     """Logits of a reducer's own network and, with trace, what each of its layers did."""
     assert isinstance(reducer, NetworkReducer)
     return reducer.run(network, video) if trace else (network(video), None)
@@ -350,8 +403,9 @@ class BatchRun:
     selections: list[InputSelection] | None = None  # packed: each clip's selection
 
 
-def batch_run(model: VideoViT, reducer: Reducer, videos: torch.Tensor, prepared: Sequence[tuple[Reducer,
-              InputSelection]]) -> BatchRun:
+def batch_run(
+    model: VideoViT, reducer: Reducer, videos: torch.Tensor, prepared: Sequence[tuple[Reducer, InputSelection]]
+) -> BatchRun:
     """The fastest faithful way to run a batch (B, 3, T, H, W) with this reducer.
 
     prepared: per clip, the reducer fitted to it and its selection (`prepare`). Dense, reducers with
@@ -365,8 +419,9 @@ def batch_run(model: VideoViT, reducer: Reducer, videos: torch.Tensor, prepared:
     if isinstance(reducer, TokenizerReducer):
         tokenizer = prepared[0][0]  # its tokens do not depend on the clip
         assert isinstance(tokenizer, TokenizerReducer)
-        return BatchRun("batched", lambda: model.forward_head(model.forward_blocks(
-            tokenizer.tokenize(videos, cfg.embed_dim))))
+        return BatchRun(
+            "batched", lambda: model.forward_head(model.forward_blocks(tokenizer.tokenize(videos, cfg.embed_dim)))
+        )
     if isinstance(reducer, InModelReducer):  # every clip keeps the same count: one batched forward
         own = reducer.batched([cast(InModelReducer, own) for own, _ in prepared])
         return BatchRun("batched", lambda: run_clip(model, videos, prepared[0][1], own))

@@ -3,6 +3,7 @@
 Only matrix products are counted (projections, attention scores, attention times values,
 MLP); norms, softmax and GELU are a few percent and left out, as is usual.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,14 @@ def embed_flops(tokens: int, dim: int, patch_values: int) -> float:
     return float(2 * tokens * patch_values * dim)
 
 
-def vit_flops(tokens_per_layer: list[int], dim: int, mlp_ratio: float, patch_values: int,
-              num_classes: int, mlp_tokens: list[int] | None = None) -> np.ndarray:
+def vit_flops(
+    tokens_per_layer: list[int],
+    dim: int,
+    mlp_ratio: float,
+    patch_values: int,
+    num_classes: int,
+    mlp_tokens: list[int] | None = None,
+) -> np.ndarray:
     """(layers+1,) FLOPs: [0] the embedding (and head), [l] block l run on tokens_per_layer[l-1]
     (its MLP on mlp_tokens[l-1] when given). A merge's own matching is not counted (about 1% of a block)."""
     mlp_tokens = mlp_tokens or list(tokens_per_layer[:-1])

@@ -5,6 +5,7 @@ target by cosine similarity of the metric (the block's keys averaged over heads)
 sources with the highest similarity go into their target, the rest stay. The result is
 a `Reduction` (new_index, keeper), so merging, pruning and source tracking share one path.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ class Reduction:
         return self.weight if self.mode == "sum" else torch.ones_like(size)
 
 
-def match_to_targets(metric: torch.Tensor, is_target: torch.Tensor, r: int, mode: str = "weighted",
-                     n_targets: int | None = None) -> Reduction:
+def match_to_targets(
+    metric: torch.Tensor, is_target: torch.Tensor, r: int, mode: str = "weighted", n_targets: int | None = None
+) -> Reduction:
     """Merge the r sources most similar to their best target into it.
 
     metric: (B, N, C); is_target: (B, N) bool with the same count, n_targets, in every row.
@@ -91,7 +93,9 @@ def merge_tokens(reduction: Reduction, x: torch.Tensor, size: torch.Tensor) -> t
     slot = torch.where(new_index < 0, M, new_index)  # dropped tokens go to a spare slot, cut off below
     weight = reduction.weights(size).to(size.dtype)
     B, _, D = x.shape
-    total = x.new_zeros(B, M + 1, D).scatter_add_(1, slot[..., None].expand(-1, -1, D), x * weight[..., None].to(x.dtype))
+    total = x.new_zeros(B, M + 1, D).scatter_add_(
+        1, slot[..., None].expand(-1, -1, D), x * weight[..., None].to(x.dtype)
+    )
     new_size = size.new_zeros(B, M + 1).scatter_add_(1, slot, size)
     if reduction.mode == "sum":
         return total[:, :M], new_size[:, :M]

@@ -10,6 +10,7 @@ reference frame. The two stand-ins here do the same on decoded frames:
 A cell's motion is the mean over its patch and over the frames of its tubelet that have a
 frame before them (the clip's first frame has none).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -34,8 +35,18 @@ def flow_magnitude(pixels: np.ndarray) -> np.ndarray:
     grey = [cv2.cvtColor(frame.round().astype(np.uint8), cv2.COLOR_RGB2GRAY) for frame in pixels]
     magnitude = np.zeros(pixels.shape[:3], dtype=np.float32)
     for f in range(1, len(grey)):
-        flow = cv2.calcOpticalFlowFarneback(grey[f], grey[f - 1], None, pyr_scale=0.5, levels=3, winsize=15,
-                                            iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+        flow = cv2.calcOpticalFlowFarneback(
+            grey[f],
+            grey[f - 1],
+            None,
+            pyr_scale=0.5,
+            levels=3,
+            winsize=15,
+            iterations=3,
+            poly_n=5,
+            poly_sigma=1.2,
+            flags=0,
+        )
         magnitude[f] = np.linalg.norm(flow, axis=-1)
     return magnitude
 
@@ -47,15 +58,16 @@ def difference_magnitude(pixels: np.ndarray) -> np.ndarray:
     return magnitude
 
 
-def cell_motion(video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
-                source: str = "flow") -> np.ndarray:
+def cell_motion(
+    video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int, source: str = "flow"
+) -> np.ndarray:
     """(T', H', W') motion of each cell, measured by `source` ("flow" or "difference")."""
     if source not in SOURCES:
         raise ValueError(f"motion source must be one of {', '.join(SOURCES)}, got {source!r}")
     pixels = to_pixels(video)
     magnitude = flow_magnitude(pixels) if source == "flow" else difference_magnitude(pixels)
     T, H, W = grid
-    magnitude = magnitude[:T * tubelet, :H * patch, :W * patch]
+    magnitude = magnitude[: T * tubelet, : H * patch, : W * patch]
     per_patch = magnitude.reshape(T, tubelet, H, patch, W, patch).mean(axis=(3, 5))  # (T', tubelet, H', W')
     has_previous = (np.arange(T * tubelet) > 0).reshape(T, tubelet)  # frame 0 has no frame before it
     frames = np.maximum(has_previous.sum(axis=1), 1)[:, None, None]

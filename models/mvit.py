@@ -12,6 +12,7 @@ Configuration and the details above follow facebookresearch/SlowFast
 slowfast/models/attention.py); parameter names are SlowFast's, except its head.projection,
 here `head`. Departures: no dropout before the head (0.5 in training there); weights are random.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,18 +65,30 @@ class MViTConfig:
             if dim % heads:
                 raise ValueError(f"block {i}: width {dim} does not split into {heads} heads")
         if any(s not in (1, 2) for stride in self.q_strides for s in stride):
-            raise ValueError("query strides must be 1 or 2 per axis (the residual max pool, kernel stride+1, "
-                             "keeps the query's grid only for these)")
+            raise ValueError(
+                "query strides must be 1 or 2 per axis (the residual max pool, kernel stride+1, "
+                "keeps the query's grid only for these)"
+            )
         if any(k % 2 == 0 for k in self.pool_kernel):
             raise ValueError(f"pool kernel {self.pool_kernel} must be odd (padding k//2 keeps the grid)")
         for k, s, p in zip(self.patch_kernel, self.patch_stride, self.patch_padding):
             if not -s <= 2 * p - k <= -1:  # then a size n = m*s gives exactly m cells
-                raise ValueError(f"patch kernel {self.patch_kernel}, stride {self.patch_stride} and padding "
-                                 f"{self.patch_padding} do not tile the clip exactly")
+                raise ValueError(
+                    f"patch kernel {self.patch_kernel}, stride {self.patch_stride} and padding "
+                    f"{self.patch_padding} do not tile the clip exactly"
+                )
 
     @classmethod
-    def from_stages(cls, depth: int, embed_dim: int, num_heads: int, stage_starts: Sequence[int],
-                    q_stride: Grid = (1, 2, 2), kv_stride: Grid = (1, 8, 8), **kwargs) -> "MViTConfig":
+    def from_stages(
+        cls,
+        depth: int,
+        embed_dim: int,
+        num_heads: int,
+        stage_starts: Sequence[int],
+        q_stride: Grid = (1, 2, 2),
+        kv_stride: Grid = (1, 8, 8),
+        **kwargs,
+    ) -> MViTConfig:
         """The schedule as SlowFast writes it (DIM_MUL, HEAD_MUL, POOL_Q_STRIDE, POOL_KV_STRIDE_ADAPTIVE).
 
         At each stage start the query is pooled by q_stride and the heads double; the width
@@ -107,15 +120,16 @@ class MViTConfig:
     @property
     def patch_grid(self) -> Grid:
         """The token grid after the patch embedding, for this config's clip size."""
-        return _conv_grid((self.num_frames, self.img_size, self.img_size),
-                          self.patch_kernel, self.patch_stride, self.patch_padding)
+        return _conv_grid(
+            (self.num_frames, self.img_size, self.img_size), self.patch_kernel, self.patch_stride, self.patch_padding
+        )
 
     @property
     def total_stride(self) -> Grid:
         """Input frames / pixels per cell of the last grid: the patch stride times every query stride."""
         return tuple(s * math.prod(q[a] for q in self.q_strides) for a, s in enumerate(self.patch_stride))
 
-    def with_input(self, num_frames: int, img_size: int) -> "MViTConfig":
+    def with_input(self, num_frames: int, img_size: int) -> MViTConfig:
         return replace(self, num_frames=num_frames, img_size=img_size)
 
 
@@ -178,15 +192,21 @@ def check_input(cfg: MViTConfig, frames: int, height: int, width: int) -> None:
     so that each token stands for a whole block of frames and pixels.
     """
     step = cfg.total_stride
-    for what, n, s, unit in (("frame count", frames, step[0], ""), ("height", height, step[1], " px"),
-                             ("width", width, step[2], " px")):
+    for what, n, s, unit in (
+        ("frame count", frames, step[0], ""),
+        ("height", height, step[1], " px"),
+        ("width", width, step[2], " px"),
+    ):
         if n < s or n % s:
-            raise ValueError(f"this MViT needs a clip's {what} to be a multiple of {s}{unit} (patch stride "
-                             f"{cfg.patch_stride} times its query strides); got {frames} x {height} x {width}")
+            raise ValueError(
+                f"this MViT needs a clip's {what} to be a multiple of {s}{unit} (patch stride "
+                f"{cfg.patch_stride} times its query strides); got {frames} x {height} x {width}"
+            )
 
 
-def block_infos(cfg: MViTConfig, frames: int | None = None, height: int | None = None,
-                width: int | None = None) -> list[BlockInfo]:
+def block_infos(
+    cfg: MViTConfig, frames: int | None = None, height: int | None = None, width: int | None = None
+) -> list[BlockInfo]:
     """Each block's grids and widths by shape arithmetic alone (the config's clip size by default)."""
     size = (frames or cfg.num_frames, height or cfg.img_size, width or cfg.img_size)
     check_input(cfg, *size)
@@ -213,8 +233,9 @@ def footprint(cfg: MViTConfig, grid: Grid) -> Grid:
     return tuple(n // g for n, g in zip(size, grid))
 
 
-def _pool(x: torch.Tensor, pool: nn.Module | None, grid: Grid, cls_token: bool,
-          norm: nn.Module | None = None) -> tuple[torch.Tensor, Grid]:
+def _pool(
+    x: torch.Tensor, pool: nn.Module | None, grid: Grid, cls_token: bool, norm: nn.Module | None = None
+) -> tuple[torch.Tensor, Grid]:
     """Pool tokens (B, heads, N, C) on their (t, h, w) grid; a class token passes through unpooled."""
     if pool is None:
         return x, grid
@@ -231,8 +252,17 @@ def _pool(x: torch.Tensor, pool: nn.Module | None, grid: Grid, cls_token: bool,
 class PoolingAttention(nn.Module):
     """Multi-head pooling attention ("conv" mode): depthwise Conv3d pooling shared by the heads."""
 
-    def __init__(self, dim: int, heads: int, q_stride: Grid, kv_stride: Grid, kernel: Grid, cls_token: bool,
-                 qkv_bias: bool, norm_layer: type[nn.Module]):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        q_stride: Grid,
+        kv_stride: Grid,
+        kernel: Grid,
+        cls_token: bool,
+        qkv_bias: bool,
+        norm_layer: type[nn.Module],
+    ):
         super().__init__()
         self.heads, self.cls_token = heads, cls_token
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
@@ -240,8 +270,9 @@ class PoolingAttention(nn.Module):
         head_dim = dim // heads
 
         def pool(stride: Grid) -> nn.Conv3d:
-            return nn.Conv3d(head_dim, head_dim, kernel, stride, padding=tuple(k // 2 for k in kernel),
-                             groups=head_dim, bias=False)
+            return nn.Conv3d(
+                head_dim, head_dim, kernel, stride, padding=tuple(k // 2 for k in kernel), groups=head_dim, bias=False
+            )
 
         pools_q, pools_kv = _pools_q(q_stride), _pools_kv(kernel, kv_stride)
         self.pool_q = pool(q_stride) if pools_q else None
@@ -263,8 +294,20 @@ class PoolingAttention(nn.Module):
 
 
 class MultiScaleBlock(nn.Module):
-    def __init__(self, dim: int, dim_out: int, heads: int, q_stride: Grid, kv_stride: Grid, kernel: Grid,
-                 cls_token: bool, qkv_bias: bool, mlp_ratio: float, drop_path: float, norm_layer: type[nn.Module]):
+    def __init__(
+        self,
+        dim: int,
+        dim_out: int,
+        heads: int,
+        q_stride: Grid,
+        kv_stride: Grid,
+        kernel: Grid,
+        cls_token: bool,
+        qkv_bias: bool,
+        mlp_ratio: float,
+        drop_path: float,
+        norm_layer: type[nn.Module],
+    ):
         super().__init__()
         self.cls_token = cls_token
         self.norm1 = norm_layer(dim)
@@ -274,8 +317,7 @@ class MultiScaleBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), dim_out)
         self.proj = nn.Linear(dim, dim_out) if dim != dim_out else None  # the residual follows the MLP's widening
         skip = tuple(s + 1 if s > 1 else s for s in q_stride)
-        self.pool_skip = (nn.MaxPool3d(skip, q_stride, tuple(k // 2 for k in skip))
-                          if _pools_q(q_stride) else None)
+        self.pool_skip = nn.MaxPool3d(skip, q_stride, tuple(k // 2 for k in skip)) if _pools_q(q_stride) else None
 
     def forward(self, x: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, Grid, Grid]:
         attn, q_grid, kv_grid = self.attn(self.norm1(x), grid)
@@ -305,10 +347,22 @@ class MViT(nn.Module):
             self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, D))
         drop_path = np.linspace(0, cfg.drop_path_rate, cfg.depth)  # stochastic depth grows with depth
         self.blocks = nn.ModuleList(
-            MultiScaleBlock(d, d_out, heads, q, kv, cfg.pool_kernel, cfg.cls_token, cfg.qkv_bias, cfg.mlp_ratio,
-                            float(p), norm_layer)
-            for d, d_out, heads, q, kv, p in zip(cfg.dims_in, cfg.dims, cfg.heads, cfg.q_strides, cfg.kv_strides,
-                                                 drop_path)
+            MultiScaleBlock(
+                d,
+                d_out,
+                heads,
+                q,
+                kv,
+                cfg.pool_kernel,
+                cfg.cls_token,
+                cfg.qkv_bias,
+                cfg.mlp_ratio,
+                float(p),
+                norm_layer,
+            )
+            for d, d_out, heads, q, kv, p in zip(
+                cfg.dims_in, cfg.dims, cfg.heads, cfg.q_strides, cfg.kv_strides, drop_path
+            )
         )
         self.norm = norm_layer(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
@@ -363,8 +417,9 @@ class MViT(nn.Module):
         for i, block in enumerate(self.blocks):
             dim = x.shape[-1]
             x_out, q_grid, kv_grid = block(x, grid)
-            infos.append(BlockInfo(i, grid, q_grid, kv_grid, dim, x_out.shape[-1], block.attn.heads,
-                                   self.cfg.cls_token))
+            infos.append(
+                BlockInfo(i, grid, q_grid, kv_grid, dim, x_out.shape[-1], block.attn.heads, self.cfg.cls_token)
+            )
             x, grid = x_out, q_grid
         return self.forward_head(x), infos
 
@@ -380,8 +435,9 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.constant_(m.bias, 0.02)
 
 
-def mvit_flops(cfg: MViTConfig, frames: int | None = None, height: int | None = None,
-               width: int | None = None) -> np.ndarray:
+def mvit_flops(
+    cfg: MViTConfig, frames: int | None = None, height: int | None = None, width: int | None = None
+) -> np.ndarray:
     """(depth+1,) FLOPs with a multiply-add as 2 FLOPs: [0] patch embedding and head, [1 + i] block i
     (blocks numbered from 0, as BlockInfo.index and SlowFast number them).
 
@@ -398,9 +454,11 @@ def mvit_flops(cfg: MViTConfig, frames: int | None = None, height: int | None = 
     macs = [math.prod(infos[0].in_grid) * patch_values * cfg.embed_dim + cfg.dims[-1] * cfg.num_classes]
     for b, q, kv in zip(infos, cfg.q_strides, cfg.kv_strides):
         d, d_out, hidden = b.dim, b.dim_out, int(b.dim * cfg.mlp_ratio)
-        pool = (_pools_q(q) * math.prod(b.q_grid) + _pools_kv(cfg.pool_kernel, kv) * 2 * math.prod(b.kv_grid))
-        macs.append(b.in_tokens * 3 * d * d
-                    + pool * d * kernel
-                    + 2 * b.q_tokens * b.kv_tokens * d
-                    + b.q_tokens * (d * d + d * hidden + hidden * d_out + (d * d_out if d != d_out else 0)))
+        pool = _pools_q(q) * math.prod(b.q_grid) + _pools_kv(cfg.pool_kernel, kv) * 2 * math.prod(b.kv_grid)
+        macs.append(
+            b.in_tokens * 3 * d * d
+            + pool * d * kernel
+            + 2 * b.q_tokens * b.kv_tokens * d
+            + b.q_tokens * (d * d + d * hidden + hidden * d_out + (d * d_out if d != d_out else 0))
+        )
     return 2.0 * np.asarray(macs, dtype=np.float64)

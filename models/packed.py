@@ -10,8 +10,10 @@ The blocks run in the engine's loop (models/engine.py `forward_packed`), so that
 `Block.forward`'s; only the attention over the pack differs. Which attention runs is decided
 in `attention_backend` alone: torch's variable-length kernel (`varlen_attn`, Flash or
 cuDNN) on a CUDA GPU that can run it (Ampere or newer) in half precision, else exact
-scaled-dot-product attention segment by segment (a T4 or V100, fp32, the CPU). Neither pads, and neither builds a mask over the whole pack.
+scaled-dot-product attention segment by segment (a T4 or V100, fp32, the CPU). Neither pads,
+and neither builds a mask over the whole pack.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -52,8 +54,9 @@ class Packed:
         return max(self.lengths)
 
 
-def pack(model: VideoViT, videos: torch.Tensor | Sequence[torch.Tensor],
-         selections: Sequence[InputSelection]) -> Packed:
+def pack(
+    model: VideoViT, videos: torch.Tensor | Sequence[torch.Tensor], selections: Sequence[InputSelection]
+) -> Packed:
     """Embed the kept tubelets of each normalized clip ((B, 3, T, H, W), or B clips (3, T, H, W)) into one pack.
 
     The same computation as `model.embed(video, keep, lengths)` clip by clip, done for the
@@ -72,8 +75,10 @@ def pack(model: VideoViT, videos: torch.Tensor | Sequence[torch.Tensor],
     x = F.linear(patches.reshape(B * N, P)[rows], proj.weight.reshape(proj.out_channels, -1), proj.bias)
     x = x + model.pos_embed.to(patches.dtype)[cells]
     if model.length_embed is not None:  # a selection without run lengths is all runs of length 1
-        runs = [torch.from_numpy(s.lengths) if s.lengths is not None else torch.ones(s.keep.size, dtype=torch.long)
-                for s in selections]
+        runs = [
+            torch.from_numpy(s.lengths) if s.lengths is not None else torch.ones(s.keep.size, dtype=torch.long)
+            for s in selections
+        ]
         x = x + model.length_embed(torch.cat(runs).to(device) - 1)
     lengths = [int(s.keep.size) for s in selections]
     cu_seqlens = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int32, device=device)
@@ -91,18 +96,29 @@ def attention_backend(device: torch.device, dtype: torch.dtype) -> str:
     return VARLEN if torch.cuda.get_device_capability(device) >= FLASH_CAPABILITY else PER_SEGMENT
 
 
-def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_len: int,
-                     scale: float | None = None, lengths: Sequence[int] | None = None) -> torch.Tensor:
+def packed_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    max_len: int,
+    scale: float | None = None,
+    lengths: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Block-diagonal attention over a pack: q, k, v (total, heads, head_dim) -> (total, heads, head_dim).
 
     lengths: tokens per clip, known on the host; without them the per-segment path reads cu_seqlens
     from the device.
     """
     if attention_backend(q.device, q.dtype) == VARLEN:  # contiguous, the layout both varlen backends take: one copy
-        return varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, cu_seqlens, max_len, max_len,
-                           scale=scale)
+        return varlen_attn(
+            q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, cu_seqlens, max_len, max_len, scale=scale
+        )
     bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist() if lengths is not None else cu_seqlens.tolist()
-    out = [F.scaled_dot_product_attention(q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
-                                          scale=scale).transpose(0, 1)
-           for a, b in zip(bounds[:-1], bounds[1:])]
+    out = [
+        F.scaled_dot_product_attention(
+            q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), scale=scale
+        ).transpose(0, 1)
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
     return torch.cat(out)

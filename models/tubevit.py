@@ -10,6 +10,7 @@ Each token's position is a fixed sin-cos of its box's centre, index * stride + o
     tokenizer = TubeTokenizer(tubes, embed_dim=384)
     x = model.forward_blocks(tokenizer(video))   # video: (B, 3, T, H, W), normalized
 """
+
 from __future__ import annotations
 
 import re
@@ -92,8 +93,9 @@ def parse_tubes(text: str) -> tuple[Tube, ...]:
 
 def tube_grid(tube: Tube, size: Sequence[int]) -> Triple:
     """Tokens of `tube` along (t, h, w) for a video of `size` (T, H, W); 0 where the kernel does not fit."""
-    return tuple((n - o - k) // s + 1 if n - o >= k else 0
-                 for n, k, s, o in zip(size, tube.kernel, tube.stride, tube.offset))
+    return tuple(
+        (n - o - k) // s + 1 if n - o >= k else 0 for n, k, s, o in zip(size, tube.kernel, tube.stride, tube.offset)
+    )
 
 
 def tube_boxes(tubes: Sequence[Tube], size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +164,9 @@ def token_boxes(tubes: Sequence[Tube], size: Sequence[int]) -> tuple[np.ndarray,
     boxes, index = tube_boxes(tubes, size)
     if len(boxes) == 0:
         needs = ", ".join(_join([o + k for o, k in zip(t.offset, t.kernel)], "x") for t in tubes)
-        raise ValueError(f"no tube gives a token for a {_join(size, 'x')} video (frames x px x px); "
-                         f"the tubes need at least {needs}")
+        raise ValueError(
+            f"no tube gives a token for a {_join(size, 'x')} video (frames x px x px); the tubes need at least {needs}"
+        )
     return boxes, index
 
 
@@ -178,8 +181,9 @@ class TubeTokenizer(nn.Module):
         sincos_3d(np.zeros((0, 3)), embed_dim)  # fail early on a width the positions cannot take
         self.tubes = tuple(tubes)
         self.embed_dim = embed_dim
-        self.convs = nn.ModuleList(nn.Conv3d(channels, embed_dim, kernel_size=tube.kernel, stride=tube.stride)
-                                   for tube in self.tubes)
+        self.convs = nn.ModuleList(
+            nn.Conv3d(channels, embed_dim, kernel_size=tube.kernel, stride=tube.stride) for tube in self.tubes
+        )
 
     def boxes(self, size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         return token_boxes(self.tubes, size)

@@ -12,6 +12,7 @@ With `keep=None` every token enters and the model is the dense VideoMAE ViT. The
 timm's own, unchanged; a reducer acting between blocks, and anything a run records of the
 attention, goes through models/engine.py, which runs the same blocks in two halves.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -48,7 +49,7 @@ class VideoViTConfig:
     def grid(self) -> tuple[int, int, int]:
         return (self.num_frames // self.tubelet, self.img_size // self.patch, self.img_size // self.patch)
 
-    def with_input(self, num_frames: int, img_size: int) -> "VideoViTConfig":
+    def with_input(self, num_frames: int, img_size: int) -> VideoViTConfig:
         return replace(self, num_frames=num_frames, img_size=img_size)
 
     def to_dict(self) -> dict:
@@ -78,14 +79,20 @@ class VideoViT(nn.Module):
         self.cfg = cfg
         D = cfg.embed_dim
         self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv3d(3, D, kernel_size=(cfg.tubelet, cfg.patch, cfg.patch),
-                                          stride=(cfg.tubelet, cfg.patch, cfg.patch))
+        self.patch_embed.proj = nn.Conv3d(
+            3, D, kernel_size=(cfg.tubelet, cfg.patch, cfg.patch), stride=(cfg.tubelet, cfg.patch, cfg.patch)
+        )
         t, h, w = cfg.grid
         self.register_buffer("pos_embed", sincos_table(t * h * w, D), persistent=False)
         self.length_embed = nn.Embedding(t, D) if cfg.length_embed else None
         self.blocks = nn.ModuleList(
-            Block(D, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=True,
-                  norm_layer=partial(nn.LayerNorm, eps=cfg.norm_eps))
+            Block(
+                D,
+                cfg.num_heads,
+                mlp_ratio=cfg.mlp_ratio,
+                qkv_bias=True,
+                norm_layer=partial(nn.LayerNorm, eps=cfg.norm_eps),
+            )
             for _ in range(cfg.depth)
         )
         self.norm = nn.Identity() if cfg.fc_norm else nn.LayerNorm(D, eps=cfg.norm_eps)
@@ -100,11 +107,15 @@ class VideoViT(nn.Module):
         """Take clips of another length or size: the sin-cos table is rebuilt for the new grid."""
         cfg = self.cfg.with_input(num_frames, img_size)
         if num_frames % cfg.tubelet or img_size % cfg.patch or min(cfg.grid) < 1:
-            raise ValueError(f"this model takes clips of a multiple of {cfg.tubelet} frames and a multiple of "
-                             f"{cfg.patch} px; got {num_frames} frames of {img_size} px")
+            raise ValueError(
+                f"this model takes clips of a multiple of {cfg.tubelet} frames and a multiple of "
+                f"{cfg.patch} px; got {num_frames} frames of {img_size} px"
+            )
         if self.length_embed is not None and cfg.grid[0] > self.length_embed.num_embeddings:
-            raise ValueError(f"the length embedding has {self.length_embed.num_embeddings} entries; "
-                             f"{num_frames} frames need {cfg.grid[0]}")
+            raise ValueError(
+                f"the length embedding has {self.length_embed.num_embeddings} entries; "
+                f"{num_frames} frames need {cfg.grid[0]}"
+            )
         t, h, w = cfg.grid
         self.cfg = cfg
         self.pos_embed = sincos_table(t * h * w, cfg.embed_dim).to(self.pos_embed.device)
@@ -114,14 +125,17 @@ class VideoViT(nn.Module):
         B, C, T, H, W = video.shape
         t, p = self.cfg.tubelet, self.cfg.patch
         if (T // t, H // p, W // p) != self.grid or T % t or H % p or W % p:
-            raise ValueError(f"video of {T}x{H}x{W} does not fit the model's {self.cfg.num_frames}x"
-                             f"{self.cfg.img_size}x{self.cfg.img_size} input")
+            raise ValueError(
+                f"video of {T}x{H}x{W} does not fit the model's {self.cfg.num_frames}x"
+                f"{self.cfg.img_size}x{self.cfg.img_size} input"
+            )
         x = video.reshape(B, C, T // t, t, H // p, p, W // p, p)
         x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # B, T', H', W', C, t, p, p
         return x.reshape(B, -1, C * t * p * p)
 
-    def embed(self, video: torch.Tensor, keep: torch.Tensor | None = None,
-              lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self, video: torch.Tensor, keep: torch.Tensor | None = None, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Tokens for the given normalized video.
 
         keep: (B, K) flat token indices that enter the model (None: all). Only those
@@ -136,7 +150,9 @@ class VideoViT(nn.Module):
         proj = self.patch_embed.proj
         x = F.linear(patches, proj.weight.reshape(proj.out_channels, -1), proj.bias) + pos
         if self.length_embed is not None:  # a dense input is all runs of length 1
-            x = x + self.length_embed(lengths - 1 if lengths is not None else torch.zeros_like(x[..., 0], dtype=torch.long))
+            x = x + self.length_embed(
+                lengths - 1 if lengths is not None else torch.zeros_like(x[..., 0], dtype=torch.long)
+            )
         return x
 
     def forward_blocks(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -149,8 +165,9 @@ class VideoViT(nn.Module):
         pooled = x.mean(dim=1) if size is None else (x * size[..., None]).sum(dim=1) / size.sum(dim=1, keepdim=True)
         return self.head(self.fc_norm(pooled))
 
-    def forward(self, video: torch.Tensor, keep: torch.Tensor | None = None,
-                lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, video: torch.Tensor, keep: torch.Tensor | None = None, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.forward_head(self.forward_blocks(self.embed(video, keep, lengths)))
 
 

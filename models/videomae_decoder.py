@@ -9,6 +9,7 @@ Each prediction is one patch of tubelet x patch x patch pixels in channel-last o
 (p0 p1 p2 c), normalized by the patch's own mean and std (VideoMAE's target; transformers'
 norm_pix_loss = false would make it raw pixels).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,10 @@ class DecoderConfig:
     normalized_target: bool = True  # predicts per-patch normalized pixels (else raw pixels in [0, 1])
 
     def summary(self) -> str:
-        return (f"decoder {self.embed_dim} wide, {self.depth} blocks, {self.num_heads} heads, "
-                f"{self.out_dim} values per patch")
+        return (
+            f"decoder {self.embed_dim} wide, {self.depth} blocks, {self.num_heads} heads, "
+            f"{self.out_dim} values per patch"
+        )
 
 
 class VideoMAEDecoder(nn.Module):
@@ -48,8 +51,13 @@ class VideoMAEDecoder(nn.Module):
         self.encoder_to_decoder = nn.Linear(cfg.encoder_dim, D, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, D))
         self.blocks = nn.ModuleList(
-            Block(D, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=True,
-                  norm_layer=partial(nn.LayerNorm, eps=cfg.norm_eps))
+            Block(
+                D,
+                cfg.num_heads,
+                mlp_ratio=cfg.mlp_ratio,
+                qkv_bias=True,
+                norm_layer=partial(nn.LayerNorm, eps=cfg.norm_eps),
+            )
             for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(D, eps=cfg.head_norm_eps)

@@ -16,6 +16,7 @@ same file (None when it has none), for reconstruction.
 Official files do not record the head count or the input size: heads come from the
 usual ViT width table (or the `num_heads` argument), the input is 16 x 224 x 224.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,18 +89,27 @@ class LoadReport:
     def summary(self) -> str:
         c = self.config
         head = f"{c.num_classes} classes" if c.num_classes else "no classifier head"
-        text = (f"{self.format} checkpoint {self.source}: ViT {c.embed_dim} wide, {c.depth} blocks, "
-                f"{c.num_heads} heads, tubelet {c.tubelet}x{c.patch}x{c.patch}, {head}")
-        notes = [f"{len(keys)} {what} keys" for what, keys in
-                 (("missing", self.missing), ("unexpected", self.unexpected)) if keys]
+        text = (
+            f"{self.format} checkpoint {self.source}: ViT {c.embed_dim} wide, {c.depth} blocks, "
+            f"{c.num_heads} heads, tubelet {c.tubelet}x{c.patch}x{c.patch}, {head}"
+        )
+        notes = [
+            f"{len(keys)} {what} keys"
+            for what, keys in (("missing", self.missing), ("unexpected", self.unexpected))
+            if keys
+        ]
         if self.training:
             t = self.training
-            notes.append(f"trained with `python -m explorer train` ({t['settings']['steps']} steps, "
-                         f"{t['train_seconds'] / 60:.1f} min on {t['device']}): {t['held_out_accuracy']:.1%} on "
-                         f"{t['held_out_clips']} held-out generated clips")
+            notes.append(
+                f"trained with `python -m explorer train` ({t['settings']['steps']} steps, "
+                f"{t['train_seconds'] / 60:.1f} min on {t['device']}): {t['held_out_accuracy']:.1%} on "
+                f"{t['held_out_clips']} held-out generated clips"
+            )
         if self.ignored:
-            notes.append(f"{len(self.ignored)} pre-training decoder keys ignored here "
-                         "(the decoder is loaded separately, for reconstruction)")
+            notes.append(
+                f"{len(self.ignored)} pre-training decoder keys ignored here "
+                "(the decoder is loaded separately, for reconstruction)"
+            )
         return text + ("; " + ", ".join(notes) if notes else "") + "."
 
 
@@ -148,16 +158,23 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
         hf_config = _read_hf_config(weights_file.parent / "config.json")
         state = _decoder_from_huggingface(state, qv_bias=hf_config.get("qv_bias", True))
         cfg = _decoder_config(state, weights_file, num_heads or hf_config.get("decoder_num_attention_heads"))
-        cfg = replace(cfg, norm_eps=hf_config.get("layer_norm_eps", 1e-12), head_norm_eps=1e-5,
-                      normalized_target=hf_config.get("norm_pix_loss", True))
+        cfg = replace(
+            cfg,
+            norm_eps=hf_config.get("layer_norm_eps", 1e-12),
+            head_norm_eps=1e-5,
+            normalized_target=hf_config.get("norm_pix_loss", True),
+        )
     else:
         state = _fuse_qkv({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith(PRETRAIN_ONLY)})
         cfg = _decoder_config(state, weights_file, num_heads)
     decoder = VideoMAEDecoder(cfg)
     _check_shapes(decoder, state, weights_file)
     result = decoder.load_state_dict(state, strict=False)
-    problems = [f"{what}: {', '.join(sorted(keys))}" for what, keys in
-                (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
+    problems = [
+        f"{what}: {', '.join(sorted(keys))}"
+        for what, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
+        if keys
+    ]
     if problems:
         raise CheckpointError(f"{path}: the pre-training decoder does not load ({'; '.join(problems)})")
     return decoder.float().eval()
@@ -176,8 +193,9 @@ def native_img_size(path: str | os.PathLike) -> int | None:
         return None  # load_model will name what is wrong with the file
 
 
-def save_weights(model: VideoViT, path: str | os.PathLike, labels: list[str] | None = None,
-                 training: dict | None = None) -> None:
+def save_weights(
+    model: VideoViT, path: str | os.PathLike, labels: list[str] | None = None, training: dict | None = None
+) -> None:
     """Write the explorer's format: our state dict as safetensors, config, labels and training record in metadata.
 
     A trained VTM saliency attached as `model.vtm_saliency` is part of the state dict, so it is saved too.
@@ -209,6 +227,7 @@ def download_videomae(repo_id: str, dest: str | os.PathLike) -> Path:
 
 
 # --- reading files -----------------------------------------------------------------------
+
 
 def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], Path]:
     """The tensors of a file or Hugging Face folder, its safetensors metadata, and the weights file read."""
@@ -246,8 +265,7 @@ def _looks_like_safetensors(path: Path) -> bool:
     """A safetensors file starts with the 8-byte length of a JSON header that fits in the file."""
     with open(path, "rb") as f:
         start = f.read(9)
-    return (len(start) == 9 and start[8:9] == b"{"
-            and int.from_bytes(start[:8], "little") <= path.stat().st_size - 8)
+    return len(start) == 9 and start[8:9] == b"{" and int.from_bytes(start[:8], "little") <= path.stat().st_size - 8
 
 
 def _torch_load(path: Path) -> object:
@@ -258,8 +276,9 @@ def _torch_load(path: Path) -> object:
     except Exception as e:  # on junk torch.load raises anything: EOFError, KeyError, UnpicklingError...
         imports = re.findall(r"GLOBAL (\S+)", str(e)) or _pickle_imports(path)
         if imports:
-            raise CheckpointError(f"{path}: refused: the file would run code when loaded "
-                                  f"(it imports {imports[0]})") from e
+            raise CheckpointError(
+                f"{path}: refused: the file would run code when loaded (it imports {imports[0]})"
+            ) from e
         raise CheckpointError(f"{path}: not a checkpoint (neither safetensors nor a PyTorch file)") from e
 
 
@@ -307,16 +326,18 @@ def _read_hf_config(path: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: unreadable config ({e})") from e
     if config.get("model_type") != "videomae":
-        raise CheckpointError(f"{path}: another architecture (model_type {config.get('model_type')!r}, "
-                              "not 'videomae')")
+        raise CheckpointError(f"{path}: another architecture (model_type {config.get('model_type')!r}, not 'videomae')")
     return config
 
 
 # --- formats -----------------------------------------------------------------------------
 
+
 def _sniff(state: dict[str, torch.Tensor], path: Path) -> str:
-    if {"videomae.embeddings.patch_embeddings.projection.weight",
-            "embeddings.patch_embeddings.projection.weight"} & state.keys():
+    if {
+        "videomae.embeddings.patch_embeddings.projection.weight",
+        "embeddings.patch_embeddings.projection.weight",
+    } & state.keys():
         return "huggingface-pretrain" if any(k.startswith("decoder.") for k in state) else "huggingface"
     if "encoder.patch_embed.proj.weight" in state:
         return "videomae-pretrain"
@@ -370,7 +391,7 @@ def _decoder_from_huggingface(state: dict[str, torch.Tensor], qv_bias: bool) -> 
 def _rename(name: str, table: dict[str, str]) -> str:
     for old, new in table.items():
         if name.startswith(old):
-            return new + name[len(old):]
+            return new + name[len(old) :]
     return name  # left as is: reported as unexpected if it has no place
 
 
@@ -394,6 +415,7 @@ def _fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # --- architecture ------------------------------------------------------------------------
 
+
 def _json_meta(meta: dict[str, str], key: str, path: Path) -> dict | None:
     try:
         return json.loads(meta[key]) if key in meta else None
@@ -414,8 +436,10 @@ def _infer_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | N
     """Shape of an official checkpoint, read from its tensors."""
     proj = state["patch_embed.proj.weight"]
     if proj.ndim != 5:
-        raise CheckpointError(f"{path}: another architecture (patch_embed.proj.weight is {tuple(proj.shape)}; "
-                              "a video ViT has a 5-D Conv3d kernel)")
+        raise CheckpointError(
+            f"{path}: another architecture (patch_embed.proj.weight is {tuple(proj.shape)}; "
+            "a video ViT has a 5-D Conv3d kernel)"
+        )
     width, _, tubelet, patch, _ = proj.shape
     depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
     fc1 = state.get("blocks.0.mlp.fc1.weight")
@@ -440,21 +464,28 @@ def _decoder_config(state: dict[str, torch.Tensor], path: Path, num_heads: int |
     """Shape of a pre-training decoder, read from its tensors (in the decoder's own names); official eps."""
     to_decoder, head = state.get("encoder_to_decoder.weight"), state.get("head.weight")
     if to_decoder is None or head is None or to_decoder.ndim != 2 or head.ndim != 2:
-        raise CheckpointError(f"{path}: the pre-training decoder is incomplete (it needs encoder_to_decoder.weight "
-                              "and the decoder head)")
+        raise CheckpointError(
+            f"{path}: the pre-training decoder is incomplete (it needs encoder_to_decoder.weight and the decoder head)"
+        )
     width, encoder_width = to_decoder.shape
     depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
     fc1 = state.get("blocks.0.mlp.fc1.weight")
     if num_heads is None:
         if width not in DECODER_HEADS_BY_WIDTH:
-            raise CheckpointError(f"{path}: cannot tell the decoder's attention heads for width {width}; "
-                                  "give num_heads")
+            raise CheckpointError(
+                f"{path}: cannot tell the decoder's attention heads for width {width}; give num_heads"
+            )
         num_heads = DECODER_HEADS_BY_WIDTH[width]
     if width % num_heads:
         raise CheckpointError(f"{path}: {num_heads} heads do not divide the decoder width {width}")
-    return DecoderConfig(encoder_dim=encoder_width, embed_dim=width, depth=depth, num_heads=num_heads,
-                         mlp_ratio=_mlp_ratio(fc1.shape[0], width) if fc1 is not None else DecoderConfig.mlp_ratio,
-                         out_dim=head.shape[0])
+    return DecoderConfig(
+        encoder_dim=encoder_width,
+        embed_dim=width,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=_mlp_ratio(fc1.shape[0], width) if fc1 is not None else DecoderConfig.mlp_ratio,
+        out_dim=head.shape[0],
+    )
 
 
 def _mlp_ratio(hidden: int, width: int) -> float:
@@ -465,13 +496,13 @@ def _mlp_ratio(hidden: int, width: int) -> float:
 
 def _heads(width: int, path: Path) -> int:
     if width not in HEADS_BY_WIDTH:
-        raise CheckpointError(f"{path}: cannot tell the number of attention heads for width {width}; "
-                              "give num_heads")
+        raise CheckpointError(f"{path}: cannot tell the number of attention heads for width {width}; give num_heads")
     return HEADS_BY_WIDTH[width]
 
 
-def _config_from_hf(config: dict, state: dict[str, torch.Tensor],
-                    path: Path) -> tuple[VideoViTConfig, list[str] | None]:
+def _config_from_hf(
+    config: dict, state: dict[str, torch.Tensor], path: Path
+) -> tuple[VideoViTConfig, list[str] | None]:
     """Shape from config.json (transformers' VideoMAEConfig fields); classes from the weights."""
     classes = state["head.weight"].shape[0] if "head.weight" in state else 0
     try:
@@ -501,8 +532,10 @@ def _config_from_hf(config: dict, state: dict[str, torch.Tensor],
 def _check_pooling(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> None:
     """Classifiers without fc_norm read the first token, which this mean-pooling model cannot do."""
     if "head.weight" in state and not cfg.fc_norm:
-        raise CheckpointError(f"{path}: not supported: a classifier without mean pooling (fc_norm); "
-                              "VideoMAE then classifies from the first token")
+        raise CheckpointError(
+            f"{path}: not supported: a classifier without mean pooling (fc_norm); "
+            "VideoMAE then classifies from the first token"
+        )
 
 
 def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> tuple[VideoViT, list[str], list[str]]:
@@ -518,8 +551,11 @@ def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> t
 
 def _check_shapes(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     own = module.state_dict()
-    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    wrong = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
     if wrong:
         raise CheckpointError(f"{path}: shapes do not fit: " + "; ".join(wrong))
 

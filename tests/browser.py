@@ -3,6 +3,7 @@
 Playwright drives Debian's chromium (never a downloaded browser). Nothing here touches the
 network beyond 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 TIMEOUT_MS = 120_000  # the first run imports torch and runs two models on a slow CPU
 
 
@@ -46,10 +53,28 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(self.port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -193,8 +218,10 @@ class App:
         try:
             self.page.wait_for_function(IMAGE_LOADED, timeout=30_000)
         except Exception as error:  # a Playwright TimeoutError
-            raise AssertionError(f"the overlay image did not load {what}: "
-                                 f"{self.image.get_attribute('src')}; console: {self.console[-5:]}") from error
+            raise AssertionError(
+                f"the overlay image did not load {what}: "
+                f"{self.image.get_attribute('src')}; console: {self.console[-5:]}"
+            ) from error
         pixels = self.image_pixels()
         assert pixels.shape[0] > 50 and pixels.shape[1] > 100, f"the overlay is tiny {pixels.shape} {what}"
         spread = float(pixels.std())

@@ -1,4 +1,5 @@
 """Clips with known answers, built in memory (no decoding)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,14 @@ GREY = 128
 
 def make_clip(frames: np.ndarray, source: str = "synthetic") -> Clip:
     count = frames.shape[0]
-    return Clip(frames=np.ascontiguousarray(frames), fps=25.0, times=np.arange(count) / 25.0, source=source,
-                source_size=(frames.shape[2], frames.shape[1]), duration=count / 25.0)
+    return Clip(
+        frames=np.ascontiguousarray(frames),
+        fps=25.0,
+        times=np.arange(count) / 25.0,
+        source=source,
+        source_size=(frames.shape[2], frames.shape[1]),
+        duration=count / 25.0,
+    )
 
 
 def still_frames(frames: int = 16, size: int = 224, seed: int = 0) -> np.ndarray:
@@ -25,5 +32,5 @@ def moving_square_frames(frames: int = 16, size: int = 224, row: int = 5) -> np.
     video = np.full((frames, size, size, 3), GREY, dtype=np.uint8)
     for f in range(frames):
         col = f // 2
-        video[f, row * 16:(row + 1) * 16, col * 16:(col + 1) * 16] = 255
+        video[f, row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16] = 255
     return video

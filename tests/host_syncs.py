@@ -6,6 +6,7 @@ On CUDA every host read of a device tensor (`.item()`, `.tolist()`, `int(t)`, `b
 counts the calls made on tensors, so the same count that `torch.cuda.set_sync_debug_mode`
 would warn about on a GPU can be asserted in CI.
 """
+
 from __future__ import annotations
 
 import contextlib

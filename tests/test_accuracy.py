@@ -1,4 +1,5 @@
 """python -m explorer accuracy: every reducer at several budgets on the held-out generated clips."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import torch
 
 from explorer import accuracy
 from explorer.cli import main
-from explorer.synthetic import LABELS
 from explorer.models.reducers import ParameterError
 from explorer.models.video_vit import VideoViT, VideoViTConfig
 from explorer.models.weights import save_weights
+from explorer.synthetic import LABELS
 
 TINY = VideoViTConfig(embed_dim=32, depth=6, num_heads=2, num_classes=len(LABELS), num_frames=16, img_size=112)
 
@@ -27,13 +28,33 @@ def weights(tmp_path_factory):
 @pytest.mark.slow
 def test_cli_end_to_end(weights, tmp_path, capsys):
     out = tmp_path / "acc"  # NAME defaults to accuracy
-    code = main(["accuracy", "--weights", str(weights), "--clips", "4", "--budgets", "1", "0.5",
-                 "--reducers", "rlt", "tome", "vtm:targets=learnable", "sta", "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "accuracy",
+            "--weights",
+            str(weights),
+            "--clips",
+            "4",
+            "--budgets",
+            "1",
+            "0.5",
+            "--reducers",
+            "rlt",
+            "tome",
+            "vtm:targets=learnable",
+            "sta",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "accuracy.json").read_text())
     rows = result["rows"]
-    assert [r["reducer"] for r in rows] == ["none"] + [r for r in ("rlt", "tome", "vtm:targets=learnable", "sta")
-                                                       for _ in range(2)]
+    assert [r["reducer"] for r in rows] == ["none"] + [
+        r for r in ("rlt", "tome", "vtm:targets=learnable", "sta") for _ in range(2)
+    ]
     dense = rows[0]
     assert dense["average_tokens"] == 392 and dense["agreement"] == 1.0
     by = {(r["reducer"], r["budget"]): r for r in rows}
@@ -50,10 +71,12 @@ def test_cli_end_to_end(weights, tmp_path, capsys):
 
 
 def test_bad_requests_are_refused(weights, tmp_path, capsys):
-    for args, message in ((["--reducers", "tubes"], "'tubes' cannot be evaluated"),
-                          (["--reducers", "vtm:targets"], "key=value"),
-                          (["--budgets", "1.5"], "budgets must be fractions"),
-                          (["--clips", "0"], "--clips must be at least 1")):
+    for args, message in (
+        (["--reducers", "tubes"], "'tubes' cannot be evaluated"),
+        (["--reducers", "vtm:targets"], "key=value"),
+        (["--budgets", "1.5"], "budgets must be fractions"),
+        (["--clips", "0"], "--clips must be at least 1"),
+    ):
         assert main(["accuracy", "--weights", str(weights), "--out", str(tmp_path), *args]) == 2
         assert message in capsys.readouterr().err
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from explorer.analyze import ModelSpec, analyze, build_model
-from explorer.trace import Trace
 from explorer.models.flops import vit_flops
 from explorer.models.reducers import ParameterError, make_reducer
 from explorer.models.video_vit import SIZES, VideoViT, normalize_video
+from explorer.trace import Trace
 from tests.clips import make_clip, moving_square_frames, still_frames
 
 TINY = replace(SIZES["tiny"], depth=2, num_classes=5)
@@ -53,8 +53,11 @@ def test_the_learned_length_embedding_gets_each_tokens_own_run_length():
     video = normalize_video(torch.from_numpy(clip.frames))[None]
     with torch.inference_mode():
         tokens = model.embed(video, keep, lengths)
-        by_hand = model.embed(video, keep, torch.ones_like(lengths)) - model.length_embed.weight[0] \
+        by_hand = (
+            model.embed(video, keep, torch.ones_like(lengths))
+            - model.length_embed.weight[0]
             + model.length_embed.weight[lengths[0] - 1]
+        )
         assert torch.allclose(tokens, by_hand, atol=1e-5)
         assert np.allclose(trace.logits, model.forward_head(model.forward_blocks(tokens))[0].numpy(), atol=1e-5)
     assert "length embedding" not in " ".join(trace.meta["notes"])
@@ -111,4 +114,9 @@ def test_build_model_and_bad_requests():
     with pytest.raises(ParameterError, match="expects 16 frames"):
         analyze(clip, tiny_model(), make_reducer("none"), device="cpu")
     with pytest.raises(ParameterError, match="cuda"):
-        analyze(make_clip(still_frames()), tiny_model(), make_reducer("none"), device="cuda" if not torch.cuda.is_available() else "tpu")
+        analyze(
+            make_clip(still_frames()),
+            tiny_model(),
+            make_reducer("none"),
+            device="cuda" if not torch.cuda.is_available() else "tpu",
+        )

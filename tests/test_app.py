@@ -1,4 +1,5 @@
 """The app driven by streamlit.testing: widgets, uploads and errors, no browser."""
+
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +8,11 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer.ui.cached as cached
-from explorer.ui.views import STYLE_NAMES
 from explorer.models.reducers import REDUCERS
+from explorer.ui.views import STYLE_NAMES
+from tests.conftest import write_video
 
 STYLES = {label: style for style, label in STYLE_NAMES.items()}
-from tests.conftest import write_video
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -78,7 +79,7 @@ def test_every_reducer_can_be_chosen_and_every_overlay_drawn(app):
             app.slider(key="layer").set_value(min(layer, app.slider(key="layer").max)).run()
             for label in app.radio(key="style").options:
                 app.radio(key="style").set_value(STYLES[label]).run()
-                assert not app.exception, (name, layer, style)
+                assert not app.exception, (name, layer, label)
     assert sorted(set(app.runs)) == sorted(REDUCERS)
 
 
@@ -116,7 +117,7 @@ def test_a_bad_merge_list_is_a_clear_message(app):
 def test_an_uploaded_video_is_analyzed(app, tmp_path):
     frames = np.zeros((24, 96, 128, 3), dtype=np.uint8)
     for i in range(24):
-        frames[i, 30:60, 4 * i:4 * i + 30] = 255
+        frames[i, 30:60, 4 * i : 4 * i + 30] = 255
     write_video(tmp_path / "clip.mp4", frames, fps=24)
     app.radio(key="source").set_value("Upload").run()
     app.file_uploader(key="upload").upload("clip.mp4", (tmp_path / "clip.mp4").read_bytes(), "video/mp4").run()
@@ -223,8 +224,17 @@ def test_a_link_reopens_the_same_view():
     st.cache_data.clear()
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({"model_size": "tiny", "frames": "8", "size": "112", "reducer": "tome",
-                            "param.tome.r": "20", "layer": "5", "style": "clusters"})
+    at.query_params.update(
+        {
+            "model_size": "tiny",
+            "frames": "8",
+            "size": "112",
+            "reducer": "tome",
+            "param.tome.r": "20",
+            "layer": "5",
+            "style": "clusters",
+        }
+    )
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="reducer").value == "tome" and at.slider(key="layer").value == 5

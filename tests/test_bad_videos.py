@@ -317,18 +317,30 @@ CASES = [
     Case("moov_cut.mp4", data(lambda: valid()[: box(valid(), b"moov")[0] + 40]), CUT_SHORT),
     Case("ftyp_then_zeros.mp4", data(b"\x00\x00\x00\x18ftypmp42" + bytes(200)), CUT_SHORT),
     Case("zeroed_frames.mp4", data(zeroed_frames), "no frame of the video could be decoded"),
-    *(Case(f"fuzz_index_{seed}.mp4", data(functools.partial(fuzzed, ".mp4", seed, 4, b"moov")), "", True)
-      for seed in range(4)),
-    *(Case(f"fuzz_frames_{seed}.mp4", data(functools.partial(fuzzed, ".mp4", seed, 16, b"mdat")), "", True)
-      for seed in range(4)),
+    *(
+        Case(f"fuzz_index_{seed}.mp4", data(functools.partial(fuzzed, ".mp4", seed, 4, b"moov")), "", True)
+        for seed in range(4)
+    ),
+    *(
+        Case(f"fuzz_frames_{seed}.mp4", data(functools.partial(fuzzed, ".mp4", seed, 16, b"mdat")), "", True)
+        for seed in range(4)
+    ),
     # MPEG-TS, 60 bytes changed, from 1.2 s on. With this FFmpeg both grow a stream mid-file: seed 2
     # once crashed on its end-of-file packet (numbered stream 0), seed 6 on an IndexError in PyAV
-    *(Case(f"fuzz_ts_{seed}.ts", data(functools.partial(fuzzed, ".ts", seed, 60)), "", True, start=1.2)
-      for seed in (2, 6)),
-    Case("unknown_codec.mp4", data(lambda: valid().replace(b"avc1", b"zzzz")),
-         "codec is unknown or not supported by this FFmpeg build"),
-    Case("bad_utf8_tags.mp4", data(lambda: valid().replace(b"Lavf", b"\xff\xfe\xfd\xfc")),
-         check=check_indices(*range(0, 32, 4))),
+    *(
+        Case(f"fuzz_ts_{seed}.ts", data(functools.partial(fuzzed, ".ts", seed, 60)), "", True, start=1.2)
+        for seed in (2, 6)
+    ),
+    Case(
+        "unknown_codec.mp4",
+        data(lambda: valid().replace(b"avc1", b"zzzz")),
+        "codec is unknown or not supported by this FFmpeg build",
+    ),
+    Case(
+        "bad_utf8_tags.mp4",
+        data(lambda: valid().replace(b"Lavf", b"\xff\xfe\xfd\xfc")),
+        check=check_indices(*range(0, 32, 4)),
+    ),
     Case("negative_duration.mkv", data(negative_duration), check=check_indices(*range(0, 32, 4))),
     Case("tone.m4a", lambda path: write_audio(path, codec="aac"), r"no video stream \(only audio\)"),
     Case("tone.mka", lambda path: write_audio(path, codec="mp2"), r"no video stream \(only audio\)"),
@@ -342,14 +354,26 @@ CASES = [
     *(Case(f"rotated_{angle}.mp4", write_rotated(angle), check=check_rotation) for angle in (90, 180, 270)),
     Case("gray.mkv", video([solid(64, 48)] * 3, codec="ffv1", pix_fmt="gray"), check=check_gray),
     Case("ten_bit_h264.mp4", video([solid(64, 48)] * 3, pix_fmt="yuv420p10le"), check=check_color),
-    Case("ten_bit_hevc.mp4", video([solid(64, 48)] * 3, codec="libx265", pix_fmt="yuv420p10le",
-                                   options={"x265-params": "log-level=none"}), check=check_color, needs="libx265"),
+    Case(
+        "ten_bit_hevc.mp4",
+        video([solid(64, 48)] * 3, codec="libx265", pix_fmt="yuv420p10le", options={"x265-params": "log-level=none"}),
+        check=check_color,
+        needs="libx265",
+    ),
     Case("alpha_png.mov", video([solid(64, 48, 4)] * 3, codec="png", pix_fmt="rgba"), check=check_color),
     Case("alpha_qtrle.mov", video([solid(64, 48, 4)] * 3, codec="qtrle", pix_fmt="argb"), check=check_color),
-    Case("alpha_vp9.webm", video([solid(64, 48, 4)] * 3, codec="libvpx-vp9", pix_fmt="yuva420p"),
-         check=check_color, needs="libvpx-vp9"),
-    Case(LONG, lambda path: write_index_video(path, 7200, 1, size=32, gop=600), start=5400,
-         check=check_indices(*range(5400, 5432, 4))),
+    Case(
+        "alpha_vp9.webm",
+        video([solid(64, 48, 4)] * 3, codec="libvpx-vp9", pix_fmt="yuva420p"),
+        check=check_color,
+        needs="libvpx-vp9",
+    ),
+    Case(
+        LONG,
+        lambda path: write_index_video(path, 7200, 1, size=32, gop=600),
+        start=5400,
+        check=check_indices(*range(5400, 5432, 4)),
+    ),
     Case(MANY, write_many_packets, check=check_indices(0, *[1] * 7)),  # the packet repeated shows frame 1
     Case("ends_at_1.6s.mp4", data(valid), r"start 99\.00 s is past the end \(the video lasts 1\.60 s\)", start=99),
     Case(NON_ASCII, data(valid), check=check_indices(*range(0, 32, 4))),
@@ -361,8 +385,11 @@ def available(case: Case) -> bool:
 
 
 PARAMS = [
-    pytest.param(case, id=case.name,
-                 marks=[] if available(case) else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")])
+    pytest.param(
+        case,
+        id=case.name,
+        marks=[] if available(case) else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")],
+    )
     for case in CASES
 ]
 
@@ -428,9 +455,14 @@ def test_cli_exits_0_or_2_with_one_error_line(case, corpus, tmp_path, capfd):
 @pytest.mark.slow
 def test_cli_in_a_fresh_process(corpus, tmp_path):
     """The real command on a file name with spaces and non-ASCII letters."""
-    result = subprocess.run([sys.executable, "-m", "explorer", "analyze", str(corpus[NON_ASCII]), *CLI_ARGS,
-                             "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, encoding="utf-8",
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "explorer", "analyze", str(corpus[NON_ASCII]), *CLI_ARGS, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+    )
     assert result.returncode == 0 and result.stderr == "" and f"{NON_ASCII}: " in result.stdout
 
 
@@ -487,8 +519,13 @@ ON_LINUX = pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="p
 
 def measure(path: Path, **kwargs) -> dict[str, float]:
     """load_clip in a fresh process (explorer/video.py alone, no torch): seconds and peak RSS growth in MB."""
-    result = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT / "explorer" / "video.py"), str(path),
-                             json.dumps(kwargs)], capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(ROOT / "explorer" / "video.py"), str(path), json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
@@ -498,8 +535,10 @@ def test_memory_stays_bounded(corpus, record_property, name, bound_mb):
     """16 frames at 512 px are 12 MB. Decoding 8K with a thread per core (16) took 738 MB,
     enlarging 4000x16 frames before cropping them (to 128000x512) 321 MB."""
     measured = measure(corpus[name], frames=16, stride=1, size=512)
-    record_property("corpus", (f"{name} memory", f"peak RSS growth {measured['growth_mb']:.0f} MB "
-                                                 f"(16 frames at 512 px, 16 cores assumed)"))
+    record_property(
+        "corpus",
+        (f"{name} memory", f"peak RSS growth {measured['growth_mb']:.0f} MB (16 frames at 512 px, 16 cores assumed)"),
+    )
     assert measured["growth_mb"] < bound_mb
 
 
@@ -512,9 +551,15 @@ def test_two_hours_are_sampled_by_seeking(corpus, record_property):
     assert [read_index(frame) for frame in clip.frames] == [900 * k for k in range(FRAMES)]
     assert clip.duration == pytest.approx(7200)
     measured = measure(path, frames=FRAMES, stride=4, start=5400.0, size=SIZE)
-    record_property("corpus", (f"{LONG} time", f"{seconds * 1e3:.0f} ms for a frame every 15 min, "
-                                               f"{measured['seconds'] * 1e3:.0f} ms from 1.5 h on; "
-                                               f"peak RSS growth {measured['growth_mb']:.0f} MB"))
+    record_property(
+        "corpus",
+        (
+            f"{LONG} time",
+            f"{seconds * 1e3:.0f} ms for a frame every 15 min, "
+            f"{measured['seconds'] * 1e3:.0f} ms from 1.5 h on; "
+            f"peak RSS growth {measured['growth_mb']:.0f} MB",
+        ),
+    )
     assert seconds < 2 and measured["seconds"] < 2 and measured["growth_mb"] < 64
 
 

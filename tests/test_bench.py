@@ -1,4 +1,5 @@
 """python -m explorer bench end to end on a tiny model: batches, packed RLT, the table and the JSON."""
+
 import json
 
 import pytest
@@ -27,8 +28,9 @@ def check_rows(result: dict) -> dict:
 
 
 def test_bench_on_the_sample_repeated(tmp_path, capsys):
-    table, result = run_bench(tmp_path, capsys, "sample:still_and_moving", "--frames", "4",
-                              "--reducers", "rlt", "random", "tome")
+    table, result = run_bench(
+        tmp_path, capsys, "sample:still_and_moving", "--frames", "4", "--reducers", "rlt", "random", "tome"
+    )
     assert result["batch"] == 3 and result["clips"] == "the same clip repeated" and result["threads"] == 1
     assert result["decode_ms"] > 0 and result["redraw_ms"] > 0 and "VmHWM" in result["memory"]
     rows = check_rows(result)

@@ -3,6 +3,7 @@
 Skipped, with the reason, when the Playwright package or a chromium is missing. Every session
 sets the tiny model on 8 frames of 112 px through the sidebar, as a user would.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,12 +19,14 @@ from tests.conftest import write_video
 
 pytestmark = pytest.mark.browser
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package "
-                               "(pip install -r requirements-dev.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need the playwright package (pip install -r requirements-dev.txt)"
+)
 CHROMIUM = find_chromium()
 if CHROMIUM is None:
-    pytest.skip("the browser tests need Debian's chromium (apt-get install chromium); none found",
-                allow_module_level=True)
+    pytest.skip(
+        "the browser tests need Debian's chromium (apt-get install chromium); none found", allow_module_level=True
+    )
 
 sync_api.expect.set_options(timeout=TIMEOUT_MS)
 expect = sync_api.expect

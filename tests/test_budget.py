@@ -1,4 +1,5 @@
 """A token budget: every reducer can be fitted to the same average number of tokens per layer."""
+
 from dataclasses import replace
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The side-by-side comparison of reducers: its pure helpers, and its sidebar and view driven by streamlit.testing
 on a tiny model (2 blocks, 64-d, 8 frames of 64 px: 4 x 4 x 4 = 64 tokens)."""
+
 import json
 
 import numpy as np
@@ -19,9 +20,9 @@ def compare_page(reducers, budget=0.5, logits=None):
     import streamlit as st
     import torch
 
+    from explorer.models.video_vit import VideoViT, VideoViTConfig
     from explorer.saliency import SaliencySpec
     from explorer.ui import cached, compare
-    from explorer.models.video_vit import VideoViT, VideoViTConfig
     from tests.clips import make_clip, moving_square_frames
 
     @st.cache_resource
@@ -31,14 +32,24 @@ def compare_page(reducers, budget=0.5, logits=None):
         return VideoViT(config).eval(), make_clip(moving_square_frames(8, 64, row=1))
 
     model, clip = setup()
-    run = dict(clip_key="compare-test", _clip=clip, model_key=("compare-test", None, 8, 64),
-               _model=model, labels=["walk", "run", "jump", "sit", "wave"], device="cpu", timing_runs=1,
-               saliency=SaliencySpec())
+    run = dict(
+        clip_key="compare-test",
+        _clip=clip,
+        model_key=("compare-test", None, 8, 64),
+        _model=model,
+        labels=["walk", "run", "jump", "sit", "wave"],
+        device="cpu",
+        timing_runs=1,
+        saliency=SaliencySpec(),
+    )
     dense = cached.trace(reducer="none", params=(), **run)
     traces = compare.compare_traces(compare.CompareChoice(tuple(reducers), budget), run)
     if logits:
-        made = {name: replace(trace, logits=np.asarray(logits[name], dtype=np.float32))
-                for name, trace in {"dense": dense, **traces}.items() if name in logits}
+        made = {
+            name: replace(trace, logits=np.asarray(logits[name], dtype=np.float32))
+            for name, trace in {"dense": dense, **traces}.items()
+            if name in logits
+        }
         dense, traces = made.pop("dense", dense), traces | made
     st.session_state["traces"] = traces
     st.session_state["dense"] = dense
@@ -124,8 +135,10 @@ def test_the_shared_layer_frame_and_overlay_move_every_column():
     assert image_captions(at) == [f"{t.tokens_per_layer[2]} tokens at layer 2, frame 5." for t in traces.values()]
     assert at.radio(key="compare_style").options == ["Clusters", "Heat", "Kept / pruned", "Frames only"]
     at.radio(key="compare_style").set_value("heat").run()
-    assert not at.exception and at.selectbox(key="compare_heat_value").options == ["attention rollout",
-                                                                                 "attention received"]
+    assert not at.exception and at.selectbox(key="compare_heat_value").options == [
+        "attention rollout",
+        "attention received",
+    ]
     assert any("One colour scale" in c.value for c in at.caption)
 
 

@@ -1,4 +1,5 @@
 """The engine: nothing a run records stays on the shared model, so threads may share one model without a lock."""
+
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from threading import Barrier
@@ -47,10 +48,15 @@ def test_a_run_leaves_no_tensor_on_the_model(model, clip):
 
 
 def same(a, b) -> bool:
-    return (a.tokens_per_layer == b.tokens_per_layer and np.array_equal(a.owner, b.owner)
-            and np.array_equal(a.logits, b.logits) and a.values.keys() == b.values.keys()
-            and all(np.array_equal(x, y, equal_nan=True) for name in a.values
-                    for x, y in zip(a.values[name], b.values[name])))
+    return (
+        a.tokens_per_layer == b.tokens_per_layer
+        and np.array_equal(a.owner, b.owner)
+        and np.array_equal(a.logits, b.logits)
+        and a.values.keys() == b.values.keys()
+        and all(
+            np.array_equal(x, y, equal_nan=True) for name in a.values for x, y in zip(a.values[name], b.values[name])
+        )
+    )
 
 
 def test_four_threads_on_one_model_give_the_traces_of_one_run_at_a_time(model, clip):
@@ -79,8 +85,17 @@ def test_the_saliency_estimate_counts_every_block_map_and_one_block_of_heads():
     assert engine.saliency_bytes(12, 6, 1568) < SALIENCY_BYTES  # ViT-S fits
 
 
-@pytest.mark.parametrize("name, params", [("tome", {"r": 20}), ("sta", {}), ("evit", {}), ("vtm", {"targets": "naive"}),
-                                          ("vtm", {"targets": "region"}), ("vtm", {"targets": "motion"})])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("tome", {"r": 20}),
+        ("sta", {}),
+        ("evit", {}),
+        ("vtm", {"targets": "naive"}),
+        ("vtm", {"targets": "region"}),
+        ("vtm", {"targets": "motion"}),
+    ],
+)
 def test_a_batch_with_a_reducer_between_blocks_gives_each_clip_its_own_logits(model, name, params):
     clips = [make_clip(moving_square_frames(frames=8, size=112, row=row)) for row in (1, 3, 5)]
     videos = torch.stack([normalize_video(torch.from_numpy(c.frames)) for c in clips])

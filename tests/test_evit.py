@@ -1,4 +1,5 @@
 """EViT attentive pruning: added as one file, found everywhere by the registry."""
+
 import json
 import math
 from dataclasses import replace
@@ -42,8 +43,16 @@ def test_the_most_attended_tokens_stay_and_the_rest_fuse_into_their_attention_we
     torch.manual_seed(1)
     x = torch.randn(2, 10, 4)
     received = torch.rand(2, 10).softmax(dim=1)
-    ctx = BlockContext(block=1, depth=4, grid=(1, 2, 5), x=x, keys=None, size=torch.ones(2, 10),
-                       cells=torch.arange(10).expand(2, -1), received=received)
+    ctx = BlockContext(
+        block=1,
+        depth=4,
+        grid=(1, 2, 5),
+        x=x,
+        keys=None,
+        size=torch.ones(2, 10),
+        cells=torch.arange(10).expand(2, -1),
+        received=received,
+    )
     reduction, values = make_reducer("evit", keep_rate=0.6).step(ctx)
     merged, size = merge_tokens(reduction, x, torch.ones(2, 10))
     for b in range(2):
@@ -106,10 +115,48 @@ def test_it_is_found_by_every_surface_with_no_edit_elsewhere(tmp_path, capsys):
     assert "evit" in REDUCERS and REDUCERS["evit"].title.startswith("EViT")
     assert "evit" in default_specs()  # accuracy against budget
     assert main(["reducers"]) == 0 and "keep_rate=0.7" in capsys.readouterr().out  # the CLI's listing
-    assert main(["analyze", "sample:still_and_moving", "--model", "tiny", "--reducer", "evit", "--set",
-                 "keep_rate=0.5", "--frames", "4", "--size", "64", "--out", str(tmp_path)]) == 0
-    assert main(["bench", "sample:still_and_moving", "--models", "tiny", "--frames", "4", "--size", "64",
-                 "--batch", "2", "--runs", "1", "--json", str(tmp_path / "bench.json")]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "sample:still_and_moving",
+                "--model",
+                "tiny",
+                "--reducer",
+                "evit",
+                "--set",
+                "keep_rate=0.5",
+                "--frames",
+                "4",
+                "--size",
+                "64",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bench",
+                "sample:still_and_moving",
+                "--models",
+                "tiny",
+                "--frames",
+                "4",
+                "--size",
+                "64",
+                "--batch",
+                "2",
+                "--runs",
+                "1",
+                "--json",
+                str(tmp_path / "bench.json"),
+            ]
+        )
+        == 0
+    )
     rows = {row["reducer"]: row for row in json.loads((tmp_path / "bench.json").read_text())["rows"]}
     assert rows["evit"]["run"] == "batched" and rows["evit"]["gflops"] < rows["none"]["gflops"]
 

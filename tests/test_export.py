@@ -1,4 +1,5 @@
 """Exports are valid files: PNG, animated GIF and browser-ready H.264 MP4 of a real trace's overlay."""
+
 import io
 import json
 import struct
@@ -20,8 +21,9 @@ from tests.clips import make_clip, moving_square_frames
 @pytest.fixture(scope="module")
 def clip_and_trace():
     torch.manual_seed(0)
-    model = VideoViT(VideoViTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8,
-                                    img_size=64)).eval()
+    model = VideoViT(
+        VideoViTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8, img_size=64)
+    ).eval()
     clip = make_clip(moving_square_frames(frames=8, size=64, row=1))
     return clip, analyze(clip, model, make_reducer("rlt"), device="cpu")
 
@@ -30,9 +32,9 @@ def top_level_boxes(data: bytes) -> list[str]:
     """The types of an MP4's top-level boxes, in file order."""
     boxes, at = [], 0
     while at + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
         if size == 1:  # a 64-bit size follows the type
-            size = struct.unpack(">Q", data[at + 8:at + 16])[0]
+            size = struct.unpack(">Q", data[at + 8 : at + 16])[0]
         boxes.append(kind.decode("ascii"))
         if size < 8:
             break
@@ -106,15 +108,18 @@ def test_the_png_decodes_to_the_same_pixels(clip_and_trace):
         assert np.array_equal(np.asarray(png.convert("RGB")), image)
 
 
-@pytest.mark.parametrize("images, fps, message", [
-    ([], 10, "no images"),
-    ([np.zeros((8, 8), np.uint8)], 10, "RGB uint8"),
-    ([np.zeros((8, 8, 3), np.float32)], 10, "RGB uint8"),
-    ([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 10, 3), np.uint8)], 10, "one size"),
-    ([np.zeros((8, 8, 3), np.uint8)], 0, "fps must be"),
-    ([np.zeros((8, 8, 3), np.uint8)], float("nan"), "fps must be"),
-    ([np.zeros((8, 8, 3), np.uint8)], 120, "fps must be"),
-])
+@pytest.mark.parametrize(
+    "images, fps, message",
+    [
+        ([], 10, "no images"),
+        ([np.zeros((8, 8), np.uint8)], 10, "RGB uint8"),
+        ([np.zeros((8, 8, 3), np.float32)], 10, "RGB uint8"),
+        ([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 10, 3), np.uint8)], 10, "one size"),
+        ([np.zeros((8, 8, 3), np.uint8)], 0, "fps must be"),
+        ([np.zeros((8, 8, 3), np.uint8)], float("nan"), "fps must be"),
+        ([np.zeros((8, 8, 3), np.uint8)], 120, "fps must be"),
+    ],
+)
 def test_bad_images_or_rates_are_refused_with_a_reason(images, fps, message):
     for encode in (gif_bytes, mp4_bytes):
         with pytest.raises(ValueError, match=message):
@@ -128,18 +133,18 @@ def test_playback_rate_follows_the_sampled_times():
 
 
 def export_page():
-    import streamlit as st
     import torch
 
     from explorer.analyze import analyze
-    from explorer.ui import views
     from explorer.models.reducers import make_reducer
     from explorer.models.video_vit import VideoViT, VideoViTConfig
+    from explorer.ui import views
     from tests.clips import make_clip, moving_square_frames
 
     torch.manual_seed(0)
-    model = VideoViT(VideoViTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8,
-                                    img_size=64)).eval()
+    model = VideoViT(
+        VideoViTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8, img_size=64)
+    ).eval()
     clip = make_clip(moving_square_frames(frames=8, size=64, row=1))
     trace, dense = (analyze(clip, model, make_reducer(name), device="cpu") for name in ("rlt", "none"))
     image, layer, style, value, focus = views.token_view(clip, trace)
@@ -151,8 +156,12 @@ def test_the_export_view_offers_every_file_and_charts_keep_their_png_button():
     at = AppTest.from_function(export_page, default_timeout=120).run()
     assert not at.exception
     labels = [button.proto.label for button in at.get("download_button")]
-    assert labels == ["Overlay at layer 0 (PNG)", "Overlay over time (GIF)", "Overlay over time (MP4)",
-                      "Trace (summary.json + trace.npz)"]
+    assert labels == [
+        "Overlay at layer 0 (PNG)",
+        "Overlay over time (GIF)",
+        "Overlay over time (MP4)",
+        "Trace (summary.json + trace.npz)",
+    ]
     assert any("camera icon" in caption.value for caption in at.caption)
     charts = at.get("plotly_chart")
     assert charts

@@ -3,6 +3,7 @@
 On a GPU each such read (`.item()`, `.tolist()`, `bool(t)`, `nonzero`, boolean-mask indexing)
 stalls the pipeline and skews the measured time; tests/host_syncs.py counts them on the CPU.
 """
+
 from dataclasses import replace
 
 import pytest
@@ -16,8 +17,9 @@ from tests.clips import make_clip, moving_square_frames
 from tests.host_syncs import count_host_syncs
 
 CFG = replace(SIZES["tiny"], embed_dim=64, depth=12, num_heads=2, num_classes=5, num_frames=16, img_size=112)
-VARIANTS = [(name, {}) for name in REDUCERS] + [("vtm", {"targets": t}) for t in ("naive", "region", "boundary",
-                                                                                  "learnable")]
+VARIANTS = [(name, {}) for name in REDUCERS] + [
+    ("vtm", {"targets": t}) for t in ("naive", "region", "boundary", "learnable")
+]
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 (slow) an offline install into a fresh virtual environment runs from another folder, assets and all, with no
 top-level `models` module.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,17 +48,22 @@ def test_dev_extra_is_requirements_dev_txt():
 
 def test_app_flags_are_the_streamlit_config():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    flat = {f"{section}.{key}": json.dumps(value) if not isinstance(value, str) else value
-            for section, options in config.items() for key, value in options.items()}
+    flat = {
+        f"{section}.{key}": json.dumps(value) if not isinstance(value, str) else value
+        for section, options in config.items()
+        for key, value in options.items()
+    }
     assert STREAMLIT_OPTIONS == flat
 
 
 # -- the installed package (slow: a venv and a pip install, then torch imported several times) --
 
+
 def run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -79,8 +85,22 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     # would hide the system's; the system's pip installs into the venv all the same.
     run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], cwd=base)
     python = venv / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", str(source)], cwd=base, timeout=600)
+    run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            str(source),
+        ],
+        cwd=base,
+        timeout=600,
+    )
     elsewhere = base / "elsewhere"  # neither the checkout nor the source copy
     elsewhere.mkdir()
     return {"python": python, "script": venv / "bin" / "token-explorer", "cwd": elsewhere}
@@ -88,19 +108,36 @@ def installed(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.slow
 def test_installed_files_have_the_assets_and_no_top_level_models(installed):
-    listing = run([str(installed["python"]), "-c",
-                   f"import importlib.metadata as m; print('\\n'.join(str(f) for f in m.files({DIST!r})))"],
-                  cwd=installed["cwd"]).stdout.split()
+    listing = run(
+        [
+            str(installed["python"]),
+            "-c",
+            f"import importlib.metadata as m; print('\\n'.join(str(f) for f in m.files({DIST!r})))",
+        ],
+        cwd=installed["cwd"],
+    ).stdout.split()
     tops = {Path(name).parts[0] for name in listing}
     assert "models" not in tops and "models.py" not in tops, sorted(tops)
     assert not any(name.startswith(("tests/", "app.py", "benchmarks/")) for name in listing)
-    for name in ("explorer/models/engine.py", "explorer/models/reducers/rlt.py", "explorer/ui/page.py",
-                 "explorer/assets/demo_model.safetensors", "explorer/assets/accuracy_budget.json",
-                 "explorer/assets/samples/CREDITS.md", "explorer/assets/samples/still_and_moving.mp4",
-                 "explorer/assets/samples/bigbuckbunny.mp4"):
+    for name in (
+        "explorer/models/engine.py",
+        "explorer/models/reducers/rlt.py",
+        "explorer/ui/page.py",
+        "explorer/assets/demo_model.safetensors",
+        "explorer/assets/accuracy_budget.json",
+        "explorer/assets/samples/CREDITS.md",
+        "explorer/assets/samples/still_and_moving.mp4",
+        "explorer/assets/samples/bigbuckbunny.mp4",
+    ):
         assert name in listing, name
-    where = run([str(installed["python"]), "-c", "import explorer, importlib.util; print(explorer.__file__); "
-                 "print(importlib.util.find_spec('models'))"], cwd=installed["cwd"]).stdout.split()
+    where = run(
+        [
+            str(installed["python"]),
+            "-c",
+            "import explorer, importlib.util; print(explorer.__file__); print(importlib.util.find_spec('models'))",
+        ],
+        cwd=installed["cwd"],
+    ).stdout.split()
     assert not Path(where[0]).is_relative_to(ROOT) and where[1] == "None", where
 
 
@@ -117,8 +154,20 @@ def test_console_script_help_and_samples(installed):
 @pytest.mark.slow
 def test_console_script_analyzes_the_bundled_sample_with_the_demo_model(installed):
     out = installed["cwd"] / "trace"
-    result = run([str(installed["script"]), "analyze", "sample:still_and_moving", "--reducer", "rlt",
-                  "--device", "cpu", "--out", str(out)], cwd=installed["cwd"])
+    result = run(
+        [
+            str(installed["script"]),
+            "analyze",
+            "sample:still_and_moving",
+            "--reducer",
+            "rlt",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        cwd=installed["cwd"],
+    )
     assert "kept" in result.stdout and "wrote" in result.stdout, result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert "demo" in json.dumps(summary).lower()  # the shipped weights were found inside the package
@@ -134,10 +183,26 @@ def test_console_script_serves_the_installed_page(installed):
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    server = subprocess.Popen([str(installed["script"]), "app", "--address", "127.0.0.1", "--port", str(port), "--",
-                               "--server.headless", "true", "--server.fileWatcherType", "none"],
-                              cwd=installed["cwd"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(installed["script"]),
+            "app",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--",
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=installed["cwd"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
     try:
         deadline, healthy = time.monotonic() + 90, False
@@ -162,11 +227,13 @@ def test_console_script_serves_the_installed_page(installed):
 @pytest.mark.slow
 def test_the_installed_page_runs_on_the_demo_model(installed):
     """The page as an installed user's `token-explorer app` runs it (AppTest: the default view, no browser)."""
-    script = ("from importlib.util import find_spec\n"
-              "from streamlit.testing.v1 import AppTest\n"
-              "page = find_spec('explorer.ui.page').origin\n"
-              "at = AppTest.from_file(page, default_timeout=180).run()\n"
-              "assert not at.exception and not at.error, (at.exception, at.error)\n"
-              "print(page, len(at.get('plotly_chart')))\n")
+    script = (
+        "from importlib.util import find_spec\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "page = find_spec('explorer.ui.page').origin\n"
+        "at = AppTest.from_file(page, default_timeout=180).run()\n"
+        "assert not at.exception and not at.error, (at.exception, at.error)\n"
+        "print(page, len(at.get('plotly_chart')))\n"
+    )
     page, charts = run([str(installed["python"]), "-c", script], cwd=installed["cwd"]).stdout.split()
     assert not Path(page).is_relative_to(ROOT) and int(charts) > 0

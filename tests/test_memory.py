@@ -1,4 +1,5 @@
 """The app's memory stays flat across many reruns with new videos: every cache is bounded."""
+
 import os
 import tempfile
 from pathlib import Path
@@ -32,7 +33,9 @@ def test_memory_stays_flat_across_50_uploads(app, tmp_path):
         app.file_uploader[0].upload(path.name, path.read_bytes(), "video/mp4").run()
         assert not app.exception and not app.error
         resident.append(resident_mb())
-    print(f"resident memory: {resident[0]:.0f} MB after 1 upload, {resident[9]:.0f} after 10, "
-          f"{resident[-1]:.0f} after {RERUNS}")
+    print(
+        f"resident memory: {resident[0]:.0f} MB after 1 upload, {resident[9]:.0f} after 10, "
+        f"{resident[-1]:.0f} after {RERUNS}"
+    )
     assert resident[-1] - resident[9] < GROWTH_MB
     assert set(os.listdir(tempfile.gettempdir())) <= before  # uploads leave no temporary files behind

@@ -4,6 +4,7 @@ MViT-B runs once, whole, on a 16 x 224 x 224 clip (1.3 to 5 s on two CPU cores) 
 FlopCounterMode: that one run checks its grids, widths and total FLOPs. The analytic FLOPs are
 checked block by block on the small variant (the same kinds of block, cheaper) at 8 x 112 x 112.
 """
+
 import math
 from dataclasses import replace
 
@@ -13,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from explorer.models.mvit import (MVIT_CONFIGS, MViT, MViTConfig, MultiScaleBlock, block_infos, footprint,
-                         mvit_flops)
+from explorer.models.mvit import MVIT_CONFIGS, MultiScaleBlock, MViT, MViTConfig, block_infos, footprint, mvit_flops
 
 B_CFG, SMALL = MVIT_CONFIGS["B"], MVIT_CONFIGS["small"]
 
@@ -77,8 +77,11 @@ def test_b_grids_widths_and_heads_per_block(mvit_b):
     assert {b.kv_grid for i, b in enumerate(infos) if i in (1, 3, 14)} == {(8, 14, 14)}
     stages = {(b.q_grid, b.dim, b.heads) for b in infos}  # the width a block's attention runs at
     assert stages == {((8, 56, 56), 96, 1), ((8, 28, 28), 192, 2), ((8, 14, 14), 384, 4), ((8, 7, 7), 768, 8)}
-    assert [(b.index, b.dim, b.dim_out) for b in infos if b.dim != b.dim_out] == [(0, 96, 192), (2, 192, 384),
-                                                                                 (13, 384, 768)]
+    assert [(b.index, b.dim, b.dim_out) for b in infos if b.dim != b.dim_out] == [
+        (0, 96, 192),
+        (2, 192, 384),
+        (13, 384, 768),
+    ]
     assert (infos[0].in_tokens, infos[0].kv_tokens, infos[-1].q_tokens) == (8 * 56 * 56 + 1, 8 * 49 + 1, 8 * 49 + 1)
 
 
@@ -191,8 +194,9 @@ def reference_block(block: MultiScaleBlock, x: torch.Tensor, grid: tuple[int, in
 
 
 def test_a_pooling_block_equals_a_head_by_head_reference():
-    cfg = MViTConfig(dims=(64,), heads=(2,), q_strides=((1, 2, 2),), kv_strides=((1, 4, 4),), embed_dim=32,
-                     num_frames=4, img_size=32)
+    cfg = MViTConfig(
+        dims=(64,), heads=(2,), q_strides=((1, 2, 2),), kv_strides=((1, 4, 4),), embed_dim=32, num_frames=4, img_size=32
+    )
     torch.manual_seed(0)
     block = MViT(cfg).blocks[0].eval()
     grid = (2, 8, 8)

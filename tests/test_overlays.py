@@ -1,10 +1,19 @@
 import numpy as np
 
 from explorer import charts
-from explorer.overlays import (FOCUS_COLOUR, cluster_info, draw_clip, draw_frame, heat_legend, heat_ramp,
-                               identity_colours, palette, value_legend)
-from explorer.trace import Trace
 from explorer.models.reducers.base import selection_from_mask
+from explorer.overlays import (
+    FOCUS_COLOUR,
+    cluster_info,
+    draw_clip,
+    draw_frame,
+    heat_legend,
+    heat_ramp,
+    identity_colours,
+    palette,
+    value_legend,
+)
+from explorer.trace import Trace
 
 
 def toy_trace(kept: np.ndarray, fill_runs: bool, layers: int = 2) -> Trace:
@@ -12,10 +21,16 @@ def toy_trace(kept: np.ndarray, fill_runs: bool, layers: int = 2) -> Trace:
     lengths = np.where(kept, 1, 0)
     sel = selection_from_mask(kept, {"run_length": lengths}, fill_runs=fill_runs)
     n = sel.keep.size
-    return Trace(grid=kept.shape, cell=(2, 16, 16), owner=np.repeat(sel.owner[None], layers + 1, axis=0),
-                 tokens_per_layer=[n] * (layers + 1),
-                 values={"cell": [sel.keep] * (layers + 1), "run_length": [sel.values["run_length"]] * (layers + 1)},
-                 flops=np.ones(layers + 1), dense_flops=np.ones(layers + 1), seconds={"forward": 0.1, "reduce": 0.0})
+    return Trace(
+        grid=kept.shape,
+        cell=(2, 16, 16),
+        owner=np.repeat(sel.owner[None], layers + 1, axis=0),
+        tokens_per_layer=[n] * (layers + 1),
+        values={"cell": [sel.keep] * (layers + 1), "run_length": [sel.values["run_length"]] * (layers + 1)},
+        flops=np.ones(layers + 1),
+        dense_flops=np.ones(layers + 1),
+        seconds={"forward": 0.1, "reduce": 0.0},
+    )
 
 
 def test_kept_cells_are_outlined_covered_cells_dimmed_and_empty_cells_grey():
@@ -68,16 +83,26 @@ def merge_trace() -> Trace:
     Layer 1: cells (0,0,0) and (1,0,0) merge across time into token 0; (0,0,1) is pruned.
     Layer 2: token 0 also takes (1,0,1); (0,1,0) and (0,1,1) merge into token 1.
     """
-    owner = np.array([
-        np.arange(8).reshape(2, 2, 2),
-        [[[0, -1], [1, 2]], [[0, 3], [4, 5]]],
-        [[[0, -1], [1, 1]], [[0, 0], [2, 3]]],
-    ], dtype=np.int32)
+    owner = np.array(
+        [
+            np.arange(8).reshape(2, 2, 2),
+            [[[0, -1], [1, 2]], [[0, 3], [4, 5]]],
+            [[[0, -1], [1, 1]], [[0, 0], [2, 3]]],
+        ],
+        dtype=np.int32,
+    )
     cells = [np.arange(8), np.array([0, 2, 3, 5, 6, 7]), np.array([0, 2, 6, 7])]
     attention = [np.linspace(1, 2, 8), np.array([1.0, 5.0, np.nan, 2.0, 3.0, 0.5]), np.full(4, np.nan)]
-    return Trace(grid=(2, 2, 2), cell=(2, 16, 16), owner=owner, tokens_per_layer=[8, 6, 4],
-                 values={"cell": cells, "attention": attention}, flops=np.ones(3), dense_flops=np.ones(3),
-                 seconds={"forward": 0.1, "reduce": 0.0})
+    return Trace(
+        grid=(2, 2, 2),
+        cell=(2, 16, 16),
+        owner=owner,
+        tokens_per_layer=[8, 6, 4],
+        values={"cell": cells, "attention": attention},
+        flops=np.ones(3),
+        dense_flops=np.ones(3),
+        seconds={"forward": 0.1, "reduce": 0.0},
+    )
 
 
 def clip_frames(seed: int = 0) -> np.ndarray:
@@ -134,9 +159,16 @@ def test_heat_range_is_robust_to_one_outlier():
     values = np.ones(100)
     values[:50] = 0.0
     values[7] = 1000.0
-    trace = Trace(grid=(1, 10, 10), cell=(2, 16, 16), owner=np.arange(100, dtype=np.int32).reshape(1, 1, 10, 10),
-                  tokens_per_layer=[100], values={"cell": [np.arange(100)], "motion": [values]}, flops=np.ones(1),
-                  dense_flops=np.ones(1), seconds={})
+    trace = Trace(
+        grid=(1, 10, 10),
+        cell=(2, 16, 16),
+        owner=np.arange(100, dtype=np.int32).reshape(1, 1, 10, 10),
+        tokens_per_layer=[100],
+        values={"cell": [np.arange(100)], "motion": [values]},
+        flops=np.ones(1),
+        dense_flops=np.ones(1),
+        seconds={},
+    )
     legend = heat_legend(trace, "motion", 0)
     assert legend.vmin == 0.0 and legend.vmax == 1.0
 
@@ -187,8 +219,16 @@ def test_draw_clip_draws_the_new_styles_at_the_clip_size():
 def test_cluster_sizes_bins_big_clusters_by_powers_of_two():
     sizes = np.array([1, 1, 2, 3, 20, 300])
     owner = np.repeat(np.arange(6, dtype=np.int32), sizes).reshape(1, 1, 1, -1)
-    trace = Trace(grid=owner.shape[1:], cell=(2, 16, 16), owner=owner, tokens_per_layer=[6],
-                  values={"cell": [np.cumsum(sizes) - sizes]}, flops=np.ones(1), dense_flops=np.ones(1), seconds={})
+    trace = Trace(
+        grid=owner.shape[1:],
+        cell=(2, 16, 16),
+        owner=owner,
+        tokens_per_layer=[6],
+        values={"cell": [np.cumsum(sizes) - sizes]},
+        flops=np.ones(1),
+        dense_flops=np.ones(1),
+        seconds={},
+    )
     bars = charts.cluster_sizes(trace, 0).data[0]
     counts = dict(zip(bars.x, bars.y))
     assert counts["1"] == 2 and counts["2"] == 1 and counts["3"] == 1 and counts["17-32"] == 1

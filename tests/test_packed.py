@@ -1,4 +1,5 @@
 """Packed batches (models/packed.py): one sequence, block-diagonal attention, the same logits as clip by clip."""
+
 import numpy as np
 import pytest
 import torch
@@ -13,8 +14,9 @@ from explorer.models.video_vit import VideoViT, VideoViTConfig
 
 def tiny_model(length_embed: bool = False) -> VideoViT:
     torch.manual_seed(0)
-    cfg = VideoViTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8, img_size=64,
-                         length_embed=length_embed)
+    cfg = VideoViTConfig(
+        embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8, img_size=64, length_embed=length_embed
+    )
     return VideoViT(cfg).eval()
 
 
@@ -63,8 +65,9 @@ def test_packed_attention_equals_dense_attention_with_a_block_diagonal_mask():
     cu_seqlens = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int32)
     segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
     mask = segment[:, None] == segment[None, :]
-    reference = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
-                                               attn_mask=mask).transpose(0, 1)
+    reference = F.scaled_dot_product_attention(
+        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask
+    ).transpose(0, 1)
     torch.testing.assert_close(packed_attention(q, k, v, cu_seqlens, max(lengths)), reference)
     assert attention_backend(q.device, q.dtype) == PER_SEGMENT
 
@@ -86,8 +89,9 @@ def test_a_clip_with_every_token_kept_equals_the_dense_model():
     model, clips = tiny_model(), clips_with_different_motion()
     everything = selection_from_mask(np.ones(model.grid, dtype=bool))
     with torch.inference_mode():
-        torch.testing.assert_close(forward_packed(model, pack(model, clips[1:2], [everything])), model(clips[1:2]),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            forward_packed(model, pack(model, clips[1:2], [everything])), model(clips[1:2]), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_pack_refuses_a_selection_count_that_does_not_match_the_clips():

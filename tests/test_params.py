@@ -1,11 +1,13 @@
 """Every reducer parameter is checked where it is made: out of range, wrong type or unknown gets a message."""
+
 import pytest
 
 from explorer.cli import main
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
 
-NUMBERS = [(name, p) for name, cls in REDUCERS.items() for p in cls.params
-           if p.kind in (int, float) and p.high is not None]
+NUMBERS = [
+    (name, p) for name, cls in REDUCERS.items() for p in cls.params if p.kind in (int, float) and p.high is not None
+]
 CHOICES = [(name, p) for name, cls in REDUCERS.items() for p in cls.params if p.choices]
 
 
@@ -30,7 +32,25 @@ def test_unknown_parameters_name_the_known_ones():
 
 @pytest.mark.parametrize("setting", ["tau=-1", "tau=abc", "budget=2", "nope=1"])
 def test_the_cli_prints_one_error_line(setting, capsys, tmp_path):
-    code = main(["analyze", "sample:still_and_moving", "--model", "tiny", "--reducer", "rlt", "--set", setting,
-                 "--frames", "4", "--size", "64", "--device", "cpu", "--out", str(tmp_path)])
+    code = main(
+        [
+            "analyze",
+            "sample:still_and_moving",
+            "--model",
+            "tiny",
+            "--reducer",
+            "rlt",
+            "--set",
+            setting,
+            "--frames",
+            "4",
+            "--size",
+            "64",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error:")

@@ -1,4 +1,5 @@
 """MViT as a network of its own: its pooled grids tile the clip, and the trace follows them."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -6,10 +7,10 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from explorer.trace import Trace
 from explorer.models.mvit import MVIT_CONFIGS, mvit_flops
 from explorer.models.reducers import ParameterError, make_reducer
 from explorer.models.video_vit import SIZES, VideoViT
+from explorer.trace import Trace
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=2, num_classes=5, num_frames=8, img_size=112)
@@ -43,7 +44,8 @@ def test_flops_and_key_value_grids_come_from_the_network(setup):
     cfg = replace(MVIT_CONFIGS["small"].with_input(8, 112), num_classes=5)
     np.testing.assert_allclose(trace.flops, mvit_flops(cfg))
     assert trace.meta["layer_info"][0]["kv_grid"] is None and all(
-        info["kv_grid"] for info in trace.meta["layer_info"][1:])
+        info["kv_grid"] for info in trace.meta["layer_info"][1:]
+    )
     assert trace.logits.shape == (5,) and "replaces the chosen ViT" in trace.meta["notes"][0]
 
 

@@ -3,6 +3,7 @@
 Token decisions that precision cannot change (RLT, masking, tubes, MViT grids) equal fp32 exactly;
 the demo model's predictions agree with fp32.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -49,8 +50,10 @@ def test_the_demo_model_predicts_at_bf16_as_at_fp32(demo):
     agree = 0
     for seed in held_out_seeds(10):
         clip = make_clip(motion_clip(seed)[0])
-        full, half = (analyze(clip, model, make_reducer("none"), device="cpu", precision=p, saliency=None)
-                      for p in ("fp32", "bf16"))
+        full, half = (
+            analyze(clip, model, make_reducer("none"), device="cpu", precision=p, saliency=None)
+            for p in ("fp32", "bf16")
+        )
         agree += int(full.logits.argmax() == half.logits.argmax())
     assert agree >= 9
 
@@ -63,10 +66,15 @@ def test_auto_is_fp32_on_the_cpu_and_unknown_precisions_are_refused():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("message", ["CUDA out of memory. Tried to allocate 2.00 GiB",
-                                     "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
-                                     "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
-                                     "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "CUDA out of memory. Tried to allocate 2.00 GiB",
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+        "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+        "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory",
+    ],
+)
 def test_every_kind_of_allocation_failure_is_recognised(message):
     assert out_of_memory(RuntimeError(message)) and out_of_memory(torch.OutOfMemoryError(message))
     assert not out_of_memory(RuntimeError("shape mismatch"))
@@ -86,8 +94,10 @@ def test_training_runs_at_bf16_and_its_token_loss_reads_nothing_back():
     moving = targets.flatten() > 0
     torch.testing.assert_close(loss, 0.5 * (per_token[moving].mean() + per_token[~moving].mean()))
     assert sum(counts.values()) == 0
-    torch.testing.assert_close(token_loss(logits, torch.zeros_like(targets)),
-                               torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten() * 0))
+    torch.testing.assert_close(
+        token_loss(logits, torch.zeros_like(targets)),
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten() * 0),
+    )
 
 
 def test_the_app_runs_at_the_chosen_precision_and_says_so():
@@ -113,7 +123,28 @@ def test_the_cli_takes_a_precision_and_prints_it(tmp_path, capsys):
 
     from explorer.cli import main
 
-    assert main(["analyze", "sample:still_and_moving", "--model", "tiny", "--reducer", "sta", "--frames", "4",
-                 "--size", "64", "--device", "cpu", "--precision", "bf16", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "sample:still_and_moving",
+                "--model",
+                "tiny",
+                "--reducer",
+                "sta",
+                "--frames",
+                "4",
+                "--size",
+                "64",
+                "--device",
+                "cpu",
+                "--precision",
+                "bf16",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert "on cpu at bf16" in capsys.readouterr().out
     assert json.loads((tmp_path / "summary.json").read_text())["meta"]["precision"] == "bf16"

@@ -1,4 +1,5 @@
 """The README's table of reducers is written from the registry and kept current."""
+
 import pytest
 
 from explorer import reducer_docs

@@ -1,7 +1,7 @@
 """Running out of memory ends in a message or a CPU run, never a traceback."""
-from dataclasses import replace
 
 import importlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,11 +22,17 @@ def setup():
     return make_clip(moving_square_frames(frames=8, size=112, row=3)), VideoViT(TINY).eval()
 
 
-@pytest.mark.parametrize("message, expected, match", [
-    ("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory", ParameterError,
-     "out of memory on the CPU for 8 frames of 112 px"),
-    ("shape mismatch", RuntimeError, "shape mismatch"),  # other errors are not mistaken for memory
-])
+@pytest.mark.parametrize(
+    "message, expected, match",
+    [
+        (
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory",
+            ParameterError,
+            "out of memory on the CPU for 8 frames of 112 px",
+        ),
+        ("shape mismatch", RuntimeError, "shape mismatch"),  # other errors are not mistaken for memory
+    ],
+)
 def test_out_of_memory_on_the_cpu_is_a_clear_message(setup, monkeypatch, message, expected, match):
     def failing(*args, **kwargs):
         raise RuntimeError(message)
@@ -64,12 +70,14 @@ def test_saliency_is_skipped_with_a_note_when_its_maps_would_not_fit(setup, monk
 def test_runs_on_one_shared_model_from_several_threads_do_not_mix(setup):
     """App sessions share cached models; a run records nothing on the model, so runs need not take turns."""
     from concurrent.futures import ThreadPoolExecutor
+
     clip, model = setup
     jobs = [("none", {}), ("tome", {"r": 20}), ("rlt", {}), ("tome", {"r": 40})]
     alone = [analyze(clip, model, make_reducer(name, **params), device="cpu") for name, params in jobs]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        together = list(pool.map(lambda job: analyze(clip, model, make_reducer(job[0], **job[1]), device="cpu"),
-                                 jobs * 2))
+        together = list(
+            pool.map(lambda job: analyze(clip, model, make_reducer(job[0], **job[1]), device="cpu"), jobs * 2)
+        )
     for a, b in zip(alone * 2, together):
         assert a.tokens_per_layer == b.tokens_per_layer and np.array_equal(a.logits, b.logits)
         for x, y in zip(a.values["rollout"], b.values["rollout"]):

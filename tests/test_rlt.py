@@ -114,11 +114,14 @@ def test_random_drop_matches_rlt_count_and_is_seeded():
     assert half.keep.size == 784
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"tau": -1}, "tau must be between"),
-    ({"tau": "abc"}, "tau must be a number"),
-    ({"tua": 0.1}, "unknown parameter 'tua'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"tau": -1}, "tau must be between"),
+        ({"tau": "abc"}, "tau must be a number"),
+        ({"tua": 0.1}, "unknown parameter 'tua'"),
+    ],
+)
 def test_bad_parameters_are_refused_with_a_message(params, message):
     with pytest.raises(ParameterError, match=message):
         make_reducer("rlt", **params)

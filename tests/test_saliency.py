@@ -1,4 +1,5 @@
 """Attention rollout: row-stochastic steps, a direct computation to agree with, and merges accounted for."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -6,9 +7,9 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from explorer.saliency import SaliencySpec, attention_step, reduction_step
 from explorer.models.reducers import make_reducer
 from explorer.models.video_vit import SIZES, VideoViT, normalize_video
+from explorer.saliency import SaliencySpec, attention_step, reduction_step
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=3, num_classes=5, num_frames=8, img_size=112)
@@ -70,8 +71,10 @@ def test_attention_received_sums_to_one_per_layer_and_is_blank_after_the_last_bl
 
 def test_head_fusion_and_discard_change_the_map(setup):
     clip, model = setup
-    maps = {spec: analyze(clip, model, make_reducer("none"), device="cpu", saliency=spec).values["rollout"][0]
-            for spec in (SaliencySpec("mean"), SaliencySpec("max"), SaliencySpec("min"), SaliencySpec("mean", 0.9))}
+    maps = {
+        spec: analyze(clip, model, make_reducer("none"), device="cpu", saliency=spec).values["rollout"][0]
+        for spec in (SaliencySpec("mean"), SaliencySpec("max"), SaliencySpec("min"), SaliencySpec("mean", 0.9))
+    }
     values = list(maps.values())
     assert all(not np.allclose(values[0], other) for other in values[1:])
     with pytest.raises(ValueError, match="head fusion"):

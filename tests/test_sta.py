@@ -7,8 +7,14 @@ from explorer.models.reducers.sta import STA, stage_blocks
 GRID = (8, 14, 14)
 
 
-def context(block: int, keys: torch.Tensor, x: torch.Tensor | None = None, grid=GRID, depth: int = 12,
-            cells: torch.Tensor | None = None) -> BlockContext:
+def context(
+    block: int,
+    keys: torch.Tensor,
+    x: torch.Tensor | None = None,
+    grid=GRID,
+    depth: int = 12,
+    cells: torch.Tensor | None = None,
+) -> BlockContext:
     B, N, _ = keys.shape
     if cells is None:
         cells = torch.arange(N).expand(B, -1)
@@ -25,8 +31,9 @@ def run_all_blocks(sta: STA, grid, depth: int, batch: int = 2, seed: int = 0) ->
     counts = [N]
     for block in range(depth):
         n = cells.shape[1]
-        ctx = context(block, torch.randn(batch, n, 16, generator=gen), torch.randn(batch, n, 8, generator=gen),
-                      grid, depth, cells)
+        ctx = context(
+            block, torch.randn(batch, n, 16, generator=gen), torch.randn(batch, n, 8, generator=gen), grid, depth, cells
+        )
         reduction, values = sta.step(ctx)
         if reduction is None:
             assert values == {}
@@ -55,11 +62,14 @@ def test_stages_sit_after_blocks_0_third_and_two_thirds():
     assert stage_blocks(2) == {0: 0, 1: 2}  # depth // 3 == 0 clashes with stage 0; the earlier stage wins
 
 
-@pytest.mark.parametrize("grid, depth, expected_ends", [
-    ((8, 14, 14), 24, [1568, 1056, 800, 672]),
-    ((8, 14, 14), 2, [1568, 1056, 928]),  # stage 2 (4 slots a group) after block 1: 2 groups of 528 drop 64
-    ((4, 7, 7), 12, [196, 132, 100, 84]),  # r = 16 on 7 x 7; groups: 4 of 49, 2 of 66, 1 of 100
-])
+@pytest.mark.parametrize(
+    "grid, depth, expected_ends",
+    [
+        ((8, 14, 14), 24, [1568, 1056, 800, 672]),
+        ((8, 14, 14), 2, [1568, 1056, 928]),  # stage 2 (4 slots a group) after block 1: 2 groups of 528 drop 64
+        ((4, 7, 7), 12, [196, 132, 100, 84]),  # r = 16 on 7 x 7; groups: 4 of 49, 2 of 66, 1 of 100
+    ],
+)
 def test_token_counts_on_other_grids_and_depths(grid, depth, expected_ends):
     counts = STA().token_counts(grid[0] * grid[1] * grid[2], grid, depth)
     assert len(counts) == depth + 1
@@ -67,9 +77,16 @@ def test_token_counts_on_other_grids_and_depths(grid, depth, expected_ends):
     assert distinct == expected_ends
 
 
-@pytest.mark.parametrize("grid, depth, r", [
-    ((8, 14, 14), 12, 64), ((4, 7, 7), 12, 64), ((5, 4, 6), 12, 90), ((8, 14, 14), 2, 30), ((3, 2, 2), 24, 98),
-])
+@pytest.mark.parametrize(
+    "grid, depth, r",
+    [
+        ((8, 14, 14), 12, 64),
+        ((4, 7, 7), 12, 64),
+        ((5, 4, 6), 12, 90),
+        ((8, 14, 14), 2, 30),
+        ((3, 2, 2), 24, 98),
+    ],
+)
 def test_step_keeps_as_many_tokens_as_token_counts_says(grid, depth, r):
     sta = STA(r=r)
     N = grid[0] * grid[1] * grid[2]

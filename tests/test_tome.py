@@ -1,4 +1,5 @@
 """ToMe inside the video ViT: matching, merging, source tracking and proportional attention."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -7,10 +8,10 @@ import torch
 from timm.layers import Attention
 
 from explorer.analyze import analyze
+from explorer.models.engine import attend
 from explorer.models.merge import bipartite_soft_matching, match_to_targets, merge_tokens
 from explorer.models.reducers import ParameterError, make_reducer
 from explorer.models.reducers.tome import parse_r
-from explorer.models.engine import attend
 from explorer.models.video_vit import SIZES, VideoViT, normalize_video
 from tests.clips import make_clip, moving_square_frames
 
@@ -105,6 +106,7 @@ def test_merged_groups_span_frames_on_a_clip_with_still_background(merged_trace)
 
 def test_flops_count_the_mlp_after_the_merge(merged_trace):
     from explorer.models.flops import block_flops
+
     trace, cfg = merged_trace, TINY
     for block in range(1, trace.layers + 1):
         before, after = trace.tokens_per_layer[block - 1], trace.tokens_per_layer[block]
@@ -147,6 +149,7 @@ def test_proportional_attention_changes_the_output_once_tokens_merge():
 
 def test_a_merged_trace_with_saliency_round_trips(merged_trace, tmp_path):
     from explorer.trace import Trace
+
     loaded = Trace.load(merged_trace.save(tmp_path))
     assert loaded.tokens_per_layer == merged_trace.tokens_per_layer
     assert np.array_equal(loaded.owner, merged_trace.owner)

@@ -1,4 +1,5 @@
 """The demo model: generated clips, the training script, the shipped weights."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +7,10 @@ import pytest
 import torch
 
 from explorer.analyze import DEMO_WEIGHTS
-from explorer.synthetic import DIRECTIONS, LABELS, SYMMETRIES, held_out_seeds, motion_batch, motion_clip, symmetric
-from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_demo, train
 from explorer.models.video_vit import VideoViTConfig
 from explorer.models.weights import load_model
+from explorer.synthetic import DIRECTIONS, LABELS, SYMMETRIES, held_out_seeds, motion_batch, motion_clip, symmetric
+from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_demo, train
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +67,9 @@ def test_held_out_seeds_are_never_drawn_in_training():
 
 
 def test_short_run_lowers_the_loss_and_writes_loadable_weights(tmp_path):
-    settings = TrainSettings(steps=150, batch=8, lr=1e-2, warmup=0.1, saliency_steps=3, eval_clips=8,
-                             train_clips=8, seed=1)
+    settings = TrainSettings(
+        steps=150, batch=8, lr=1e-2, warmup=0.1, saliency_steps=3, eval_clips=8, train_clips=8, seed=1
+    )
     model, saliency, result = train(settings, cfg=TINY, log=lambda _: None)
     assert np.mean(result.losses[-10:]) < 0.9 * np.mean(result.losses[:10])
     assert len(result.saliency_losses) == 3

@@ -1,4 +1,5 @@
 """Sparse tubes through the video ViT: tokens are boxes, and the trace keeps them."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -6,11 +7,11 @@ import pytest
 import torch
 
 from explorer.analyze import analyze
-from explorer.trace import Trace
 from explorer.models.flops import embed_flops
 from explorer.models.reducers import ParameterError, make_reducer
 from explorer.models.tubevit import DEFAULT_TUBES, format_tubes
 from explorer.models.video_vit import SIZES, VideoViT
+from explorer.trace import Trace
 from tests.clips import make_clip, moving_square_frames
 
 TINY = replace(SIZES["tiny"], depth=2, num_classes=5, num_frames=32)
@@ -19,8 +20,9 @@ TINY = replace(SIZES["tiny"], depth=2, num_classes=5, num_frames=32)
 @pytest.fixture(scope="module")
 def trace():
     torch.manual_seed(0)
-    return analyze(make_clip(moving_square_frames(frames=32)), VideoViT(TINY).eval(), make_reducer("tubes"),
-                   device="cpu")
+    return analyze(
+        make_clip(moving_square_frames(frames=32)), VideoViT(TINY).eval(), make_reducer("tubes"), device="cpu"
+    )
 
 
 def test_the_default_tubes_give_539_box_tokens_at_every_layer(trace):

@@ -5,18 +5,31 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.tube_charts import boxes_3d, tube_colours, tube_counts
-from explorer.models.tubevit import (DEFAULT_TUBES, Tube, TubeTokenizer, coverage, format_tube, format_tubes, parse_tubes,
-                            sincos_3d, tube_boxes, tube_grid, uncovered_fraction)
+from explorer.models.tubevit import (
+    DEFAULT_TUBES,
+    Tube,
+    TubeTokenizer,
+    coverage,
+    format_tube,
+    format_tubes,
+    parse_tubes,
+    sincos_3d,
+    tube_boxes,
+    tube_grid,
+    uncovered_fraction,
+)
 from explorer.models.video_vit import SIZES, VideoViT
+from explorer.tube_charts import boxes_3d, tube_colours, tube_counts
 
 SMALL = (28, 64, 64)  # every default tube fits, tube 2 twice in time: 8 + 8 + 8 + 16 tokens
 
 
 def brute_force_grid(tube: Tube, size) -> tuple[int, ...]:
     """Start positions offset + i * stride whose kernel still fits, counted one by one."""
-    return tuple(sum(1 for start in range(o, n, s) if start + k <= n)
-                 for n, k, s, o in zip(size, tube.kernel, tube.stride, tube.offset))
+    return tuple(
+        sum(1 for start in range(o, n, s) if start + k <= n)
+        for n, k, s, o in zip(size, tube.kernel, tube.stride, tube.offset)
+    )
 
 
 def test_default_tubes_give_539_tokens_at_32x224():
@@ -156,14 +169,17 @@ def test_tubes_round_trip_through_text():
     assert format_tube(DEFAULT_TUBES[0]) == "8x8x8 stride 16,32,32 offset 0,0,0"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("8x8x8 stride 16,32,32; 4x4 stride 1,1,1", r"tube 2 \('4x4 stride 1,1,1'\) is not of the form"),
-    ("8x8x8 strid 16,32,32", r"tube 1 .* is not of the form"),
-    ("8x8x8 stride 0,32,32", r"tube 1 .*: stride must be positive, got 0,32,32"),
-    ("8x8x8 stride 1,1,1\n0x8x8 stride 1,1,1", r"tube 2 .*: kernel must be positive, got 0x8x8"),
-    ("8x8x8 stride 1,1,1 offset 0,-1,0", r"tube 1 .*: offset must not be negative, got 0,-1,0"),
-    (" ; \n", "no tube given"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("8x8x8 stride 16,32,32; 4x4 stride 1,1,1", r"tube 2 \('4x4 stride 1,1,1'\) is not of the form"),
+        ("8x8x8 strid 16,32,32", r"tube 1 .* is not of the form"),
+        ("8x8x8 stride 0,32,32", r"tube 1 .*: stride must be positive, got 0,32,32"),
+        ("8x8x8 stride 1,1,1\n0x8x8 stride 1,1,1", r"tube 2 .*: kernel must be positive, got 0x8x8"),
+        ("8x8x8 stride 1,1,1 offset 0,-1,0", r"tube 1 .*: offset must not be negative, got 0,-1,0"),
+        (" ; \n", "no tube given"),
+    ],
+)
 def test_bad_tube_text_names_the_tube_and_the_fault(text, message):
     with pytest.raises(ValueError, match=message):
         parse_tubes(text)

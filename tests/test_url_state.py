@@ -1,4 +1,5 @@
 """The app's state in the URL: a link restores the widgets, a change rewrites the link, defaults leave it bare."""
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -44,9 +45,18 @@ def test_the_default_view_has_a_bare_link():
 
 
 def test_a_link_restores_the_widgets_and_stays_as_it_was():
-    query = {"source": "Local path", "path": "/videos/clip.mp4", "frames": "8", "start": "1.5", "reducer": "tome",
-             "param.tome.r": "10", "param.tome.prop_attn": "true", "saliency_on": "false", "layer": "3",
-             "style": "heat"}
+    query = {
+        "source": "Local path",
+        "path": "/videos/clip.mp4",
+        "frames": "8",
+        "start": "1.5",
+        "reducer": "tome",
+        "param.tome.r": "10",
+        "param.tome.prop_attn": "true",
+        "saliency_on": "false",
+        "layer": "3",
+        "style": "heat",
+    }
     at = page(query)
     assert not at.exception and not at.warning
     assert at.radio(key="source").value == "Local path" and at.text_input(key="path").value == "/videos/clip.mp4"
@@ -86,8 +96,13 @@ def test_unknown_and_bad_settings_are_named_once_and_ignored():
     assert not at.exception
     assert len(at.warning) == 1
     message = at.warning[0].value
-    for part in ("frames=17 (must be one of 2, 4", "stride=many (must be a whole number)", "device=tpu",
-                 "layer=-1 (must be at least 0)", "bogus=1 (not a setting)"):
+    for part in (
+        "frames=17 (must be one of 2, 4",
+        "stride=many (must be a whole number)",
+        "device=tpu",
+        "layer=-1 (must be at least 0)",
+        "bogus=1 (not a setting)",
+    ):
         assert part in message, message
     assert "size" not in message and at.select_slider(key="size").value == 160
     assert at.select_slider(key="frames").value == 16 and at.slider(key="layer").value == 0
@@ -107,26 +122,32 @@ def test_every_default_reads_back_from_its_own_text(key):
     assert declared.parse(declared.text(declared.default)) == declared.default
 
 
-@pytest.mark.parametrize("spec, text, value", [
-    (spec(0.0, low=0.0, high=2.0), "0.15", 0.15),
-    (spec(True), "OFF", False),
-    (spec(["a"], choices=("a", "b", "c"), high=2), "b,a,b", ["b", "a"]),
-    (spec("x", choices=("x", "y z")), "y z", "y z"),
-    (spec("own", choices=("own", 112, 160)), "160", 160),
-])
+@pytest.mark.parametrize(
+    "spec, text, value",
+    [
+        (spec(0.0, low=0.0, high=2.0), "0.15", 0.15),
+        (spec(True), "OFF", False),
+        (spec(["a"], choices=("a", "b", "c"), high=2), "b,a,b", ["b", "a"]),
+        (spec("x", choices=("x", "y z")), "y z", "y z"),
+        (spec("own", choices=("own", 112, 160)), "160", 160),
+    ],
+)
 def test_values_parse_by_type(spec, text, value):
     assert spec.parse(text) == value and spec.parse(spec.text(value)) == value
 
 
-@pytest.mark.parametrize("spec, text, message", [
-    (spec(0.0, low=0.0, high=2.0), "3", "must be between 0 and 2"),
-    (spec(0.0), "nan", "finite"),
-    (spec(1), "1.5", "whole number"),
-    (spec(True), "maybe", "true or false"),
-    (spec(["a"], choices=("a", "b", "c"), high=2), "a,b,c", "at most 2 items"),
-    (spec(["a"], choices=("a", "b")), "a,z", "must be one of a, b"),
-    (spec(112, choices=("own", 112, 160)), "224", "must be one of own, 112, 160"),
-])
+@pytest.mark.parametrize(
+    "spec, text, message",
+    [
+        (spec(0.0, low=0.0, high=2.0), "3", "must be between 0 and 2"),
+        (spec(0.0), "nan", "finite"),
+        (spec(1), "1.5", "whole number"),
+        (spec(True), "maybe", "true or false"),
+        (spec(["a"], choices=("a", "b", "c"), high=2), "a,b,c", "at most 2 items"),
+        (spec(["a"], choices=("a", "b")), "a,z", "must be one of a, b"),
+        (spec(112, choices=("own", 112, 160)), "224", "must be one of own, 112, 160"),
+    ],
+)
 def test_bad_values_say_why(spec, text, message):
     with pytest.raises(ValueError, match=message):
         spec.parse(text)

@@ -8,20 +8,29 @@ def trace_with(extra: dict[str, list[np.ndarray]], owner: np.ndarray | None = No
     """Two layers over a (1, 2, 2) grid; by default every cell is its own token."""
     owner = np.stack([np.arange(4, dtype=np.int32).reshape(1, 2, 2)] * 2) if owner is None else owner
     tokens = [int(o.max()) + 1 for o in owner]
-    return Trace(grid=(1, 2, 2), cell=(2, 16, 16), owner=owner, tokens_per_layer=tokens,
-                 values={"cell": [np.arange(n) for n in tokens], **extra}, flops=np.ones(2), dense_flops=np.ones(2),
-                 seconds={})
+    return Trace(
+        grid=(1, 2, 2),
+        cell=(2, 16, 16),
+        owner=owner,
+        tokens_per_layer=tokens,
+        values={"cell": [np.arange(n) for n in tokens], **extra},
+        flops=np.ones(2),
+        dense_flops=np.ones(2),
+        seconds={},
+    )
 
 
 def test_heat_values_are_floats_that_are_finite_somewhere_and_counts_are_integers_but_not_the_cell():
-    trace = trace_with({
-        "attention": [np.array([1.0, 2.0, np.nan, 0.5]), np.full(4, np.nan)],
-        "motion": [np.full(4, np.nan), np.full(4, np.nan)],  # never measured: nothing to draw
-        "my_score": [np.ones(4), np.zeros(4)],
-        "size": [np.ones(4, dtype=int)] * 2,
-        "run_length": [np.ones(4, dtype=int)] * 2,
-        "my_count": [np.ones(4, dtype=int)] * 2,
-    })
+    trace = trace_with(
+        {
+            "attention": [np.array([1.0, 2.0, np.nan, 0.5]), np.full(4, np.nan)],
+            "motion": [np.full(4, np.nan), np.full(4, np.nan)],  # never measured: nothing to draw
+            "my_score": [np.ones(4), np.zeros(4)],
+            "size": [np.ones(4, dtype=int)] * 2,
+            "run_length": [np.ones(4, dtype=int)] * 2,
+            "my_count": [np.ones(4, dtype=int)] * 2,
+        }
+    )
     assert values.heat_values(trace) == ["attention", "my_score"]
     assert values.count_values(trace) == ["size", "run_length", "my_count"]
 

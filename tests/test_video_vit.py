@@ -71,5 +71,13 @@ def test_a_trace_refuses_owners_that_name_no_token():
     owner = np.zeros((2, 1, 2, 2), dtype=np.int32)
     owner[1, 0, 0, 0] = 3
     with pytest.raises(ValueError, match="layer 1"):
-        Trace(grid=(1, 2, 2), cell=(2, 16, 16), owner=owner, tokens_per_layer=[1, 1],
-              values={"cell": [np.array([0]), np.array([0])]}, flops=np.ones(2), dense_flops=np.ones(2), seconds={})
+        Trace(
+            grid=(1, 2, 2),
+            cell=(2, 16, 16),
+            owner=owner,
+            tokens_per_layer=[1, 1],
+            values={"cell": [np.array([0]), np.array([0])]},
+            flops=np.ones(2),
+            dense_flops=np.ones(2),
+            seconds={},
+        )

@@ -1,4 +1,5 @@
 """token_view and charts_view on a hand-built merging trace, driven by streamlit.testing."""
+
 import json
 
 from streamlit.testing.v1 import AppTest
@@ -14,8 +15,9 @@ def merge_page():
 
     trace = merge_trace()
     trace.meta["reducer"] = "tome"
-    clip = Clip(frames=clip_frames(), fps=25.0, times=np.arange(4) / 25, source="toy", source_size=(32, 32),
-                duration=0.16)
+    clip = Clip(
+        frames=clip_frames(), fps=25.0, times=np.arange(4) / 25, source="toy", source_size=(32, 32), duration=0.16
+    )
     image, layer, *_ = views.token_view(clip, trace)
     st.session_state["drawn"] = (image.shape, layer)
     views.charts_view(trace, trace, layer)

@@ -30,8 +30,9 @@ def make(targets: str, **params) -> VTM:
 def context(block: int, cells: torch.Tensor, keys: torch.Tensor | None = None) -> BlockContext:
     n = cells.shape[1]
     keys = torch.randn(1, n, HEAD_DIM, generator=torch.Generator().manual_seed(block)) if keys is None else keys
-    return BlockContext(block=block, depth=DEPTH, grid=GRID, x=torch.randn(1, n, 8), keys=keys,
-                        size=torch.ones(1, n), cells=cells)
+    return BlockContext(
+        block=block, depth=DEPTH, grid=GRID, x=torch.randn(1, n, 8), keys=keys, size=torch.ones(1, n), cells=cells
+    )
 
 
 def shuffled_cells(seed: int = 0) -> torch.Tensor:

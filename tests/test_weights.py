@@ -4,6 +4,7 @@ A tiny random transformers model is the independent reference. The official Vide
 layout is written from its weights with a rename table of this file's own, the inverse
 of the one in models/weights.py.
 """
+
 import argparse
 import json
 import pickle
@@ -13,8 +14,7 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
-from transformers import (VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification,
-                          VideoMAEModel)
+from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel
 
 from explorer.models.video_vit import VideoViT, VideoViTConfig
 from explorer.models.weights import CheckpointError, load_decoder, load_model, save_weights
@@ -32,11 +32,22 @@ BLOCK_TO_HF = {
 
 
 def tiny_config(**overrides) -> VideoMAEConfig:
-    settings = dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=WIDTH,
-                    num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=128,
-                    decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                    decoder_intermediate_size=64, id2label=dict(enumerate(LABELS)),
-                    label2id={name: i for i, name in enumerate(LABELS)})
+    settings = dict(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=WIDTH,
+        num_hidden_layers=DEPTH,
+        num_attention_heads=HEADS,
+        intermediate_size=128,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+        id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)},
+    )
     return VideoMAEConfig(**(settings | overrides))
 
 
@@ -105,23 +116,36 @@ def renamed(sd: dict, pairs: list[tuple[str, str]]) -> dict:
 def official_finetuned(hf: VideoMAEForVideoClassification) -> dict:
     sd = hf.state_dict()
     out = to_official(sd, "videomae.encoder.layer.", "blocks.", DEPTH)
-    return out | renamed(sd, [("patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
-                              ("fc_norm", "fc_norm"), ("head", "classifier")])
+    return out | renamed(
+        sd,
+        [
+            ("patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+            ("fc_norm", "fc_norm"),
+            ("head", "classifier"),
+        ],
+    )
 
 
 def official_pretrain(hf: VideoMAEForPreTraining) -> dict:
     sd = hf.state_dict()
     out = to_official(sd, "videomae.encoder.layer.", "encoder.blocks.", DEPTH)
     out |= to_official(sd, "decoder.decoder_layers.", "decoder.blocks.", 1)
-    out |= renamed(sd, [("encoder.patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
-                        ("encoder.norm", "videomae.layernorm"), ("decoder.norm", "decoder.norm"),
-                        ("decoder.head", "decoder.head")])
+    out |= renamed(
+        sd,
+        [
+            ("encoder.patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+            ("encoder.norm", "videomae.layernorm"),
+            ("decoder.norm", "decoder.norm"),
+            ("decoder.head", "decoder.head"),
+        ],
+    )
     out["encoder_to_decoder.weight"] = sd["encoder_to_decoder.weight"]
     out["mask_token"] = sd["mask_token"]
     return out
 
 
 # --- Hugging Face layout ------------------------------------------------------------------
+
 
 def test_huggingface_folder_gives_the_same_logits(hf_classifier, video, tmp_path):
     hf_classifier.save_pretrained(tmp_path)
@@ -175,6 +199,7 @@ def test_huggingface_classifier_without_mean_pooling_is_refused(tmp_path):
 
 # --- official layout ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("container", ["module", "model+args", "ddp-prefix", "safetensors"])
 def test_official_finetuned_gives_the_same_logits(container, hf_classifier, video, tmp_path):
     sd = official_finetuned(hf_classifier)
@@ -197,8 +222,9 @@ def test_official_finetuned_gives_the_same_logits(container, hf_classifier, vide
     model.fc_norm.eps = 1e-5
     torch.testing.assert_close(our_output(model, video), hf_logits(hf_classifier, video), atol=1e-5, rtol=1e-5)
     assert report.format == "videomae"
-    assert report.config == VideoViTConfig(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=2.0,
-                                           num_classes=3, tubelet=2, patch=8, norm_eps=1e-6)
+    assert report.config == VideoViTConfig(
+        embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=2.0, num_classes=3, tubelet=2, patch=8, norm_eps=1e-6
+    )
     assert (report.missing, report.unexpected, report.ignored) == ([], [], [])
 
 
@@ -251,9 +277,18 @@ def test_a_wrong_shape_names_the_key_and_both_shapes(hf_classifier, tmp_path):
 
 # --- the explorer's own format ------------------------------------------------------------
 
+
 def test_explorer_format_round_trip(video, tmp_path):
-    cfg = VideoViTConfig(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, num_classes=3, num_frames=4,
-                         img_size=32, patch=8, length_embed=True)
+    cfg = VideoViTConfig(
+        embed_dim=WIDTH,
+        depth=DEPTH,
+        num_heads=HEADS,
+        num_classes=3,
+        num_frames=4,
+        img_size=32,
+        patch=8,
+        length_embed=True,
+    )
     model = randomized(VideoViT(cfg))
     save_weights(model, tmp_path / "demo.safetensors", labels=LABELS)
     loaded, report = load_model(tmp_path / "demo.safetensors")
@@ -263,6 +298,7 @@ def test_explorer_format_round_trip(video, tmp_path):
 
 
 # --- files that are not checkpoints -------------------------------------------------------
+
 
 class WritesAFile:
     """Unpickling this calls open(path, "w"): code run by the loader."""
@@ -291,11 +327,15 @@ def test_a_pickle_that_runs_code_is_refused(save, tmp_path):
     assert (tmp_path / "control").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (random.Random(0).randbytes(4096), "not a checkpoint"),
-    (b"just some notes\nnot weights\n", "not a checkpoint"),
-    (b"", "empty file"),
-], ids=["random bytes", "text", "empty"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (random.Random(0).randbytes(4096), "not a checkpoint"),
+        (b"just some notes\nnot weights\n", "not a checkpoint"),
+        (b"", "empty file"),
+    ],
+    ids=["random bytes", "text", "empty"],
+)
 def test_junk_files_are_refused(content, message, tmp_path):
     (tmp_path / "weights.pth").write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
@@ -314,8 +354,10 @@ def test_other_architectures_are_refused(tmp_path):
     torch.save(image_vit, tmp_path / "vit.pth")
     with pytest.raises(CheckpointError, match="another architecture"):
         load_model(tmp_path / "vit.pth")
-    torch.save({"state_dict": {"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)}},
-               tmp_path / "resnet.pth")
+    torch.save(
+        {"state_dict": {"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)}},
+        tmp_path / "resnet.pth",
+    )
     with pytest.raises(CheckpointError, match="another architecture"):
         load_model(tmp_path / "resnet.pth")
     (tmp_path / "bert").mkdir()
@@ -333,6 +375,7 @@ def test_videomae_model_has_no_final_norm_with_mean_pooling():
 
 
 # --- the pre-training decoder -------------------------------------------------------------
+
 
 def tube_mask(seed: int = 0) -> torch.Tensor:
     """(2, 32) bool, True where hidden: per clip, 12 of the 16 places of the 2 x 4 x 4 grid, as tubes."""
@@ -358,8 +401,13 @@ def test_huggingface_pretraining_decoder_predicts_what_transformers_predicts(qv_
     hf.save_pretrained(tmp_path)
     model, _ = load_model(tmp_path)
     decoder = load_decoder(tmp_path)
-    assert (decoder.cfg.encoder_dim, decoder.cfg.embed_dim, decoder.cfg.depth, decoder.cfg.num_heads,
-            decoder.cfg.out_dim) == (WIDTH, 32, 1, 2, 3 * 2 * 8 * 8)
+    assert (
+        decoder.cfg.encoder_dim,
+        decoder.cfg.embed_dim,
+        decoder.cfg.depth,
+        decoder.cfg.num_heads,
+        decoder.cfg.out_dim,
+    ) == (WIDTH, 32, 1, 2, 3 * 2 * 8 * 8)
     assert not decoder.training and next(decoder.parameters()).dtype == torch.float32
     mask = tube_mask()
     expected = hf_prediction(hf, video, mask)
@@ -378,8 +426,9 @@ def test_official_pretraining_decoder_predicts_what_transformers_predicts(hf_pre
             m.eps = 1e-12
     decoder.norm.eps = 1e-5
     mask = tube_mask(1)
-    torch.testing.assert_close(our_prediction(model, decoder, video, mask), hf_prediction(hf_pretrain, video, mask),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        our_prediction(model, decoder, video, mask), hf_prediction(hf_pretrain, video, mask), atol=1e-5, rtol=1e-5
+    )
     assert "loaded separately" in report.summary()
 
 
@@ -398,14 +447,28 @@ def test_official_decoder_heads_come_from_the_decoder_width_table(hf_pretrain, t
 
 def _official_decoder(width: int) -> dict:
     """One official decoder block (fused qkv, q/v biases), its norm and a 2 x 16 x 16 head."""
-    names = {"norm1.weight": (width,), "norm1.bias": (width,), "attn.qkv.weight": (3 * width, width),
-             "attn.q_bias": (width,), "attn.v_bias": (width,), "attn.proj.weight": (width, width),
-             "attn.proj.bias": (width,), "norm2.weight": (width,), "norm2.bias": (width,),
-             "mlp.fc1.weight": (4 * width, width), "mlp.fc1.bias": (4 * width,), "mlp.fc2.weight": (width, 4 * width),
-             "mlp.fc2.bias": (width,)}
+    names = {
+        "norm1.weight": (width,),
+        "norm1.bias": (width,),
+        "attn.qkv.weight": (3 * width, width),
+        "attn.q_bias": (width,),
+        "attn.v_bias": (width,),
+        "attn.proj.weight": (width, width),
+        "attn.proj.bias": (width,),
+        "norm2.weight": (width,),
+        "norm2.bias": (width,),
+        "mlp.fc1.weight": (4 * width, width),
+        "mlp.fc1.bias": (4 * width,),
+        "mlp.fc2.weight": (width, 4 * width),
+        "mlp.fc2.bias": (width,),
+    }
     out = {f"blocks.0.{k}": torch.zeros(shape) for k, shape in names.items()}
-    return out | {"norm.weight": torch.ones(width), "norm.bias": torch.zeros(width),
-                  "head.weight": torch.zeros(1536, width), "head.bias": torch.zeros(1536)}
+    return out | {
+        "norm.weight": torch.ones(width),
+        "norm.bias": torch.zeros(width),
+        "head.weight": torch.zeros(1536, width),
+        "head.bias": torch.zeros(1536),
+    }
 
 
 def test_checkpoints_without_a_decoder_give_none(hf_classifier, tmp_path):

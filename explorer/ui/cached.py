@@ -4,6 +4,7 @@ Clips and traces are data (st.cache_data, bounded); models are shared resources
 (st.cache_resource, bounded). Arguments with a leading underscore are not hashed: the
 key next to them stands for them.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -26,17 +27,21 @@ def clip(key: str, _source: str | bytes, name: str, frames: int, stride: int, st
     return load_clip(_source, frames=frames, stride=stride, start=start, size=size, name=name)
 
 
-def model(size: str, weights: str | None, num_frames: int, img_size: int, device: str) -> tuple[VideoViT, LoadReport | None]:
+def model(
+    size: str, weights: str | None, num_frames: int, img_size: int, device: str
+) -> tuple[VideoViT, LoadReport | None]:
     """The shared model on the device that `device` resolves to ("auto" and "cuda" share one GPU copy)."""
     return _model(size, weights, num_frames, img_size, resolve_device(device).type)
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def _model(size: str, weights: str | None, num_frames: int, img_size: int,
-           device: str) -> tuple[VideoViT, LoadReport | None]:
+def _model(
+    size: str, weights: str | None, num_frames: int, img_size: int, device: str
+) -> tuple[VideoViT, LoadReport | None]:
     network, report = build_model(ModelSpec(size=size, weights=weights), num_frames, img_size)
-    with memory_guard(f"the model ({size}{', ' + weights if weights else ''})", torch.device(device),
-                      "use a smaller model or the CPU"):
+    with memory_guard(
+        f"the model ({size}{', ' + weights if weights else ''})", torch.device(device), "use a smaller model or the CPU"
+    ):
         return network.to(device), report
 
 
@@ -46,8 +51,27 @@ def accuracy_table() -> dict | None:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def trace(clip_key: str, _clip: Clip, model_key: tuple, _model: VideoViT, labels: list[str] | None,
-          reducer: str, params: tuple[tuple[str, object], ...], device: str, timing_runs: int,
-          saliency: SaliencySpec | None, precision: str = "auto") -> Trace:
-    return analyze(_clip, _model, make_reducer(reducer, **dict(params)), device=device, precision=precision,
-                   labels=labels, model_name=str(model_key[0]), timing_runs=timing_runs, saliency=saliency)
+def trace(
+    clip_key: str,
+    _clip: Clip,
+    model_key: tuple,
+    _model: VideoViT,
+    labels: list[str] | None,
+    reducer: str,
+    params: tuple[tuple[str, object], ...],
+    device: str,
+    timing_runs: int,
+    saliency: SaliencySpec | None,
+    precision: str = "auto",
+) -> Trace:
+    return analyze(
+        _clip,
+        _model,
+        make_reducer(reducer, **dict(params)),
+        device=device,
+        precision=precision,
+        labels=labels,
+        model_name=str(model_key[0]),
+        timing_runs=timing_runs,
+        saliency=saliency,
+    )

@@ -4,6 +4,7 @@ compare_ui() is a sidebar section, compare_traces() runs (or reads from the cach
 per reducer, compare_view() draws them with one shared layer, frame and overlay. The numbers
 come from the traces only; cost() and prediction_change() compute them without Streamlit.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,26 +27,69 @@ from .widgets import widget
 DEFAULT_REDUCERS = ("rlt", "tome", "vtm")
 MAX_REDUCERS = 4
 
-COMPARE_ON = widget("compare_on", "Compare side by side", False, kind="toggle",
-                    help="Run several reducers on this clip at the same token budget and show them next to each other, "
-                         "with dense as the reference.")
+COMPARE_ON = widget(
+    "compare_on",
+    "Compare side by side",
+    False,
+    kind="toggle",
+    help="Run several reducers on this clip at the same token budget and show them next to each other, "
+    "with dense as the reference.",
+)
 WHILE_ON = (COMPARE_ON.key, True)  # the comparison's other widgets show only while it is on
-REDUCERS_COMPARED = widget("compare_reducers", f"Reducers (2 to {MAX_REDUCERS})", DEFAULT_REDUCERS,
-                           choices=[n for n in REDUCERS if n != "none"], low=0, high=MAX_REDUCERS,
-                           format_func=lambda n: REDUCERS[n].title, only_if=WHILE_ON)
-BUDGET = widget("compare_budget", "Token budget", 0.5, low=0.1, high=1.0, step=0.05, only_if=WHILE_ON,
-                help="The average number of tokens over the layers, as a fraction of dense; each reducer's own knob is "
-                     "fitted to it.")
+REDUCERS_COMPARED = widget(
+    "compare_reducers",
+    f"Reducers (2 to {MAX_REDUCERS})",
+    DEFAULT_REDUCERS,
+    choices=[n for n in REDUCERS if n != "none"],
+    low=0,
+    high=MAX_REDUCERS,
+    format_func=lambda n: REDUCERS[n].title,
+    only_if=WHILE_ON,
+)
+BUDGET = widget(
+    "compare_budget",
+    "Token budget",
+    0.5,
+    low=0.1,
+    high=1.0,
+    step=0.05,
+    only_if=WHILE_ON,
+    help="The average number of tokens over the layers, as a fraction of dense; each reducer's own knob is "
+    "fitted to it.",
+)
 # the shared view's widgets; the traces decide their range (layers, frames, overlays, heat values) when drawn
-LAYER = widget("compare_layer", "Layer (every column)", 0, low=0, kind="slider", only_if=WHILE_ON,
-               help="0 is the model's input; l is the sequence after block l. A network with fewer blocks shows its last.")
-FRAME = widget("compare_frame", "Frame (every column)", 1, low=0, kind="select_slider", only_if=WHILE_ON,
-               help="One frame per tubelet, its last, as in the single view.")  # the first tubelet's last frame
-STYLE = widget("compare_style", "Overlay (every column)", next(iter(STYLE_NAMES)), choices=STYLE_NAMES, kind="radio",
-               format_func=STYLE_NAMES.get, extra={"horizontal": True}, only_if=WHILE_ON,
-               help="Only overlays every compared trace can show.")  # the first overlay they share
-HEAT_VALUE = widget("compare_heat_value", "Heat value", "rollout", choices=HEAT_VALUES,
-                    only_if=("compare_style", "heat"))
+LAYER = widget(
+    "compare_layer",
+    "Layer (every column)",
+    0,
+    low=0,
+    kind="slider",
+    only_if=WHILE_ON,
+    help="0 is the model's input; l is the sequence after block l. A network with fewer blocks shows its last.",
+)
+FRAME = widget(
+    "compare_frame",
+    "Frame (every column)",
+    1,
+    low=0,
+    kind="select_slider",
+    only_if=WHILE_ON,
+    help="One frame per tubelet, its last, as in the single view.",
+)  # the first tubelet's last frame
+STYLE = widget(
+    "compare_style",
+    "Overlay (every column)",
+    next(iter(STYLE_NAMES)),
+    choices=STYLE_NAMES,
+    kind="radio",
+    format_func=STYLE_NAMES.get,
+    extra={"horizontal": True},
+    only_if=WHILE_ON,
+    help="Only overlays every compared trace can show.",
+)  # the first overlay they share
+HEAT_VALUE = widget(
+    "compare_heat_value", "Heat value", "rollout", choices=HEAT_VALUES, only_if=("compare_style", "heat")
+)
 
 Result = Trace | str  # a trace, or the message of the user error that stopped the reducer
 
@@ -55,7 +99,8 @@ WHY_BUDGET = (
     "tokens they keep and *when*, not in how many. At the same average, a reducer acting before the first block "
     "runs every block on the short sequence (a flat line), while one acting inside the model starts from every "
     "token and ends with fewer (a falling line): it sees the whole clip first but pays for it early, and "
-    "attention's cost grows with the square of the count, so FLOPs and time can still differ.")
+    "attention's cost grows with the square of the count, so FLOPs and time can still differ."
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +145,9 @@ def cost(trace: Trace, dense: Trace) -> Cost:
     average, dense_average = float(np.mean(trace.tokens_per_layer)), float(np.mean(dense.tokens_per_layer))
     flops, dense_flops = float(trace.flops.sum()), float(dense.flops.sum())
     seconds, dense_seconds = trace.seconds["forward"], dense.seconds["forward"]
-    return Cost(average, average / dense_average, flops / 1e9, flops / dense_flops, seconds * 1e3,
-                dense_seconds / seconds)
+    return Cost(
+        average, average / dense_average, flops / 1e9, flops / dense_flops, seconds * 1e3, dense_seconds / seconds
+    )
 
 
 def prediction_change(dense_logits: np.ndarray, logits: np.ndarray) -> PredictionChange:
@@ -109,9 +155,14 @@ def prediction_change(dense_logits: np.ndarray, logits: np.ndarray) -> Predictio
     log_p, log_q = _log_softmax(dense_logits), _log_softmax(logits)
     p, q = np.exp(log_p), np.exp(log_q)
     dense_top1 = int(np.argmax(p))
-    return PredictionChange(dense_top1=dense_top1, top1=int(np.argmax(q)), dense_top1_probability=float(p[dense_top1]),
-                            kept_probability=float(q[dense_top1]), total_variation=float(0.5 * np.abs(p - q).sum()),
-                            kl=float(np.sum(p * (log_p - log_q))))
+    return PredictionChange(
+        dense_top1=dense_top1,
+        top1=int(np.argmax(q)),
+        dense_top1_probability=float(p[dense_top1]),
+        kept_probability=float(q[dense_top1]),
+        total_variation=float(0.5 * np.abs(p - q).sum()),
+        kl=float(np.sum(p * (log_p - log_q))),
+    )
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -123,21 +174,29 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 def change_text(change: PredictionChange, dense: Trace, trace: Trace) -> str:
     """The difference from dense in words (markdown)."""
     dense_label = dense.label(change.dense_top1)
-    top = (f"**Top-1 same as dense**: {dense_label}." if change.same_top1 else
-           f"**Top-1 changed**: {trace.label(change.top1)} (dense: {dense_label}).")
-    return (f"{top}  \nDense's top-1 here: {change.kept_probability:.1%} (dense: {change.dense_top1_probability:.1%}).  "
-            f"\nTotal variation {change.total_variation:.3f}, KL(dense ‖ this) {change.kl:.3f} nats.")
+    top = (
+        f"**Top-1 same as dense**: {dense_label}."
+        if change.same_top1
+        else f"**Top-1 changed**: {trace.label(change.top1)} (dense: {dense_label})."
+    )
+    return (
+        f"{top}  \nDense's top-1 here: {change.kept_probability:.1%} (dense: {change.dense_top1_probability:.1%}).  "
+        f"\nTotal variation {change.total_variation:.3f}, KL(dense ‖ this) {change.kl:.3f} nats."
+    )
 
 
 def knob_text(name: str, trace: Trace) -> str:
     """What was fitted to the budget, or that the reducer has no knob for one."""
     fit = trace.meta.get("budget")
     if fit:
-        return (f"Budget {fit['fraction']:g}: {fit['knob']} = {fit['value']:.3g} fitted, giving "
-                f"{fit['average_tokens']:.0f} tokens per layer on average.")
+        return (
+            f"Budget {fit['fraction']:g}: {fit['knob']} = {fit['value']:.3g} fitted, giving "
+            f"{fit['average_tokens']:.0f} tokens per layer on average."
+        )
     network = REDUCERS[name].replaces_network
-    return (f"No budget knob: {name} runs at its defaults, so its token count is its own, not the budget's."
-            + (" It is a network of its own: its pooling is its architecture." if network else ""))
+    return f"No budget knob: {name} runs at its defaults, so its token count is its own, not the budget's." + (
+        " It is a network of its own: its pooling is its architecture." if network else ""
+    )
 
 
 def shared_heat_values(traces: list[Trace]) -> list[str]:
@@ -205,12 +264,16 @@ def compare_view(clip: Clip, dense: Trace, traces: dict[str, Result]) -> None:
     layer = view.layer
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.tokens_per_layer({"dense": dense, **ready}, layer), key="compare_chart_tokens")
-    right.caption("The length of the sequence after each block (0 = what enters the first block), for every "
-                  "reducer and dense. At one budget every line has the same average height; where it drops tells "
-                  "when the reducer acts. The dotted line is the layer shown above.")
+    right.caption(
+        "The length of the sequence after each block (0 = what enters the first block), for every "
+        "reducer and dense. At one budget every line has the same average height; where it drops tells "
+        "when the reducer acts. The dotted line is the layer shown above."
+    )
     st.dataframe(comparison_rows(dense, ready), hide_index=True, width="stretch")
-    st.caption("All numbers come from the traces: tokens and FLOPs computed, forward times measured (median of the "
-               "timed runs; on a shared CPU they vary by tens of percent from run to run). KL is KL(dense ‖ reducer).")
+    st.caption(
+        "All numbers come from the traces: tokens and FLOPs computed, forward times measured (median of the "
+        "timed runs; on a shared CPU they vary by tens of percent from run to run). KL is KL(dense ‖ reducer)."
+    )
 
 
 @dataclass(frozen=True)
@@ -232,8 +295,9 @@ def _controls(clip: Clip, dense: Trace, traces: list[Trace]) -> _View:
     style = STYLE.draw(c3, choices=shared_styles(traces))
     heat = vmin = vmax = None
     if style == "heat":
-        heat = HEAT_VALUE.draw(choices=shared_heat_values(traces),
-                               format_func=lambda n: values.describe(n, trace=traces[0]).label)
+        heat = HEAT_VALUE.draw(
+            choices=shared_heat_values(traces), format_func=lambda n: values.describe(n, trace=traces[0]).label
+        )
         legends = [heat_legend(t, heat, min(layer, t.layers)) for t in traces]
         vmin, vmax = min(g.vmin for g in legends), max(g.vmax for g in legends)
         heat_bar_view(dataclasses.replace(legends[0], vmin=vmin, vmax=vmax), values.describe(heat, trace=traces[0]))
@@ -248,26 +312,54 @@ def _column(name: str, trace: Trace, clip: Clip, dense: Trace, view: _View) -> N
     layer = min(view.layer, trace.layers)
     # no "value": run length is RLT's alone, so never a shared overlay
     value = {"heat": view.heat, "boxes": "tube" if "tube" in trace.values else None}
-    image = draw_frame(clip.frames[view.frame], trace, layer, view.frame // trace.cell[0], view.style,
-                       value.get(view.style), frames=clip.frames, vmin=view.vmin, vmax=view.vmax)
+    image = draw_frame(
+        clip.frames[view.frame],
+        trace,
+        layer,
+        view.frame // trace.cell[0],
+        view.style,
+        value.get(view.style),
+        frames=clip.frames,
+        vmin=view.vmin,
+        vmax=view.vmax,
+    )
     last = f" (its last; {view.layer} asked)" if layer < view.layer else ""
-    st.image(image, width="stretch", output_format="PNG",
-             caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}{last}, frame {view.frame}.")
+    st.image(
+        image,
+        width="stretch",
+        output_format="PNG",
+        caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}{last}, frame {view.frame}.",
+    )
     numbers = cost(trace, dense)
-    st.metric("Tokens per layer (average)", f"{numbers.average_tokens:.0f}",
-              f"{numbers.token_fraction - 1:+.0%} vs dense", delta_color="inverse",
-              help=f"Dense: {np.mean(dense.tokens_per_layer):.0f}. The average over the layers is what the budget fixes.")
-    st.metric("GFLOPs", f"{numbers.gflops:.1f}", f"{numbers.flops_fraction - 1:+.0%} vs dense", delta_color="inverse",
-              help=f"Computed; a multiply-add counts 2. Dense: {dense.flops.sum() / 1e9:.1f} G.")
-    st.metric(f"Forward ({trace.meta['device']})", f"{numbers.milliseconds:.0f} ms",
-              f"{numbers.speedup:.2f}× speedup vs dense", delta_color="off", delta_arrow="off",
-              help=f"Measured: median of {trace.meta['timing_runs']} run(s). Dense: "
-                   f"{dense.seconds['forward'] * 1e3:.0f} ms.")
+    st.metric(
+        "Tokens per layer (average)",
+        f"{numbers.average_tokens:.0f}",
+        f"{numbers.token_fraction - 1:+.0%} vs dense",
+        delta_color="inverse",
+        help=f"Dense: {np.mean(dense.tokens_per_layer):.0f}. The average over the layers is what the budget fixes.",
+    )
+    st.metric(
+        "GFLOPs",
+        f"{numbers.gflops:.1f}",
+        f"{numbers.flops_fraction - 1:+.0%} vs dense",
+        delta_color="inverse",
+        help=f"Computed; a multiply-add counts 2. Dense: {dense.flops.sum() / 1e9:.1f} G.",
+    )
+    st.metric(
+        f"Forward ({trace.meta['device']})",
+        f"{numbers.milliseconds:.0f} ms",
+        f"{numbers.speedup:.2f}× speedup vs dense",
+        delta_color="off",
+        delta_arrow="off",
+        help=f"Measured: median of {trace.meta['timing_runs']} run(s). Dense: {dense.seconds['forward'] * 1e3:.0f} ms.",
+    )
     if trace.logits is None or dense.logits is None:
         st.caption("No classifier head: there is no prediction to compare.")
         return
-    st.markdown("**Top-5**  \n" + "  \n".join(f"{i + 1}. {row['label']}: {row['probability']:.1%}"
-                                              for i, row in enumerate(trace.top_k(5))))
+    st.markdown(
+        "**Top-5**  \n"
+        + "  \n".join(f"{i + 1}. {row['label']}: {row['probability']:.1%}" for i, row in enumerate(trace.top_k(5)))
+    )
     st.markdown(change_text(prediction_change(dense.logits, trace.logits), dense, trace))
 
 
@@ -278,14 +370,23 @@ def comparison_rows(dense: Trace, traces: dict[str, Trace]) -> list[dict[str, ob
         numbers = cost(trace, dense)
         fit = trace.meta.get("budget")
         row: dict[str, object] = {
-            "reducer": name, "knob": f"{fit['knob']} = {fit['value']:.3g}" if fit else "",
-            "tokens/layer": round(numbers.average_tokens, 1), "of dense": f"{numbers.token_fraction:.0%}",
-            "GFLOPs": round(numbers.gflops, 2), "FLOPs saved": f"{1 - numbers.flops_fraction:.0%}",
-            "forward ms": round(numbers.milliseconds, 1), "speedup": f"{numbers.speedup:.2f}×"}
+            "reducer": name,
+            "knob": f"{fit['knob']} = {fit['value']:.3g}" if fit else "",
+            "tokens/layer": round(numbers.average_tokens, 1),
+            "of dense": f"{numbers.token_fraction:.0%}",
+            "GFLOPs": round(numbers.gflops, 2),
+            "FLOPs saved": f"{1 - numbers.flops_fraction:.0%}",
+            "forward ms": round(numbers.milliseconds, 1),
+            "speedup": f"{numbers.speedup:.2f}×",
+        }
         if trace.logits is not None and dense.logits is not None:
             change = prediction_change(dense.logits, trace.logits)
-            row |= {"top-1": trace.label(change.top1), "same top-1": change.same_top1,
-                    "P(dense top-1)": f"{change.kept_probability:.1%}",
-                    "total variation": round(change.total_variation, 4), "KL": round(change.kl, 4)}
+            row |= {
+                "top-1": trace.label(change.top1),
+                "same top-1": change.same_top1,
+                "P(dense top-1)": f"{change.kept_probability:.1%}",
+                "total variation": round(change.total_variation, 4),
+                "KL": round(change.kl, 4),
+            }
         rows.append(row)
     return rows

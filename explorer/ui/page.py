@@ -3,21 +3,24 @@
 The app's page, inside the package so that an installed copy can serve it: `streamlit run app.py` in the
 repository runs it, and so does `token-explorer app` (`python -m explorer app`) where the package is installed.
 """
+
 from __future__ import annotations
 
 import streamlit as st
 
 from explorer.errors import USER_ERRORS
-from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
 from explorer.models.weights import CheckpointError
+from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
 
 
 def main() -> None:
     st.set_page_config(page_title="Token Reduction Explorer", page_icon="🎞️", layout="wide")
     widgets.restore_from_link()
     st.title("Token Reduction Explorer")
-    st.caption("Load a video, pick a video transformer and a token reducer, and see layer by layer "
-               "which tokens the model gets, what it costs, and how the prediction changes.")
+    st.caption(
+        "Load a video, pick a video transformer and a token reducer, and see layer by layer "
+        "which tokens the model gets, what it costs, and how the prediction changes."
+    )
     with st.sidebar:
         choice = sidebar.video_ui()
         model_choice = sidebar.model_ui()
@@ -30,18 +33,31 @@ def main() -> None:
         return
     try:
         with st.spinner(f"Decoding {choice.name}…"):
-            clip = cached.clip(choice.key, choice.source, choice.name, sampling.frames, sampling.stride,
-                               sampling.start, sampling.size)
+            clip = cached.clip(
+                choice.key, choice.source, choice.name, sampling.frames, sampling.stride, sampling.start, sampling.size
+            )
         with st.spinner("Building the model…"):
-            model, report = cached.model(model_choice.size, model_choice.weights, clip.num_frames, sampling.size,
-                                         model_choice.device)
-        model_key = (report.source if report else f"ViT-{model_choice.size}", model_choice.weights,
-                     clip.num_frames, sampling.size)
+            model, report = cached.model(
+                model_choice.size, model_choice.weights, clip.num_frames, sampling.size, model_choice.device
+            )
+        model_key = (
+            report.source if report else f"ViT-{model_choice.size}",
+            model_choice.weights,
+            clip.num_frames,
+            sampling.size,
+        )
         labels = report.labels if report else None
-        run = dict(clip_key=choice.key + repr(sampling), _clip=clip, model_key=model_key, _model=model,
-                   labels=labels, device=model_choice.device, timing_runs=model_choice.timing_runs,
-                   precision=model_choice.precision,
-                   saliency=saliency)
+        run = dict(
+            clip_key=choice.key + repr(sampling),
+            _clip=clip,
+            model_key=model_key,
+            _model=model,
+            labels=labels,
+            device=model_choice.device,
+            timing_runs=model_choice.timing_runs,
+            precision=model_choice.precision,
+            saliency=saliency,
+        )
         with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
             dense = cached.trace(reducer="none", params=(), **run)
         if comparing is None:
@@ -56,8 +72,10 @@ def main() -> None:
     if report:
         views.checkpoint_view(report)
     else:
-        st.warning(f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
-                   "and times are real; predictions mean nothing until you load a checkpoint.")
+        st.warning(
+            f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
+            "and times are real; predictions mean nothing until you load a checkpoint."
+        )
     if comparing is not None:
         compare.compare_view(clip, dense, compare.compare_traces(comparing, run))
         return
@@ -96,4 +114,5 @@ def main() -> None:
 
 
 main()
-widgets.publish_to_link()  # after main(), so that its early returns (no video, an error, a comparison) are in the link too
+# after main(), so that its early returns (no video, an error, a comparison) are in the link too
+widgets.publish_to_link()

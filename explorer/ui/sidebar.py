@@ -1,4 +1,5 @@
 """Sidebar widgets, each declared once below (widgets.widget); each *_ui() draws them and returns plain values."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,7 @@ class Sampling:
     start: float
     size: int | None  # None: the model's own input size
 
-    def with_size(self, native: int) -> "Sampling":
+    def with_size(self, native: int) -> Sampling:
         """The sampling with the model's own size filled in."""
         return replace(self, size=self.size or native)
 
@@ -63,43 +64,108 @@ def _network_name(size: str) -> str:
     return f"ViT-{size}, untrained ({SIZES[size].embed_dim}-d, {SIZES[size].depth} blocks)"
 
 
-SOURCE = widget("source", "Source", "Sample", choices=["Sample", "Upload", "Local path"], kind="radio",
-                extra={"horizontal": True})
+SOURCE = widget(
+    "source", "Source", "Sample", choices=["Sample", "Upload", "Local path"], kind="radio", extra={"horizontal": True}
+)
 SAMPLE = widget("sample", "Sample", next(iter(SAMPLES)), choices=SAMPLES, only_if=("source", "Sample"))
-PATH = widget("path", "Path on this machine", "", only_if=("source", "Local path"),
-              extra={"placeholder": "/videos/clip.mp4"})
-FRAMES = widget("frames", "Frames", 16, choices=range(2, 33, 2), kind="select_slider",
-                help="Frames fed to the model; a tubelet is 2 frames.")
+PATH = widget(
+    "path", "Path on this machine", "", only_if=("source", "Local path"), extra={"placeholder": "/videos/clip.mp4"}
+)
+FRAMES = widget(
+    "frames",
+    "Frames",
+    16,
+    choices=range(2, 33, 2),
+    kind="select_slider",
+    help="Frames fed to the model; a tubelet is 2 frames.",
+)
 STRIDE = widget("stride", "Temporal stride", 4, low=1, high=64, help="Take every S-th frame of the source.")
 START = widget("start", "Start (s)", 0.0, low=0.0, step=0.5, kind="number_input")
-SIZE = widget("size", "Input size (px)", NATIVE_SIZE, choices=SIZE_OPTIONS, kind="select_slider",
-              help="Shorter side resized to this, then centre-cropped. The model's own: 112 px for the demo model "
-                   "(what it was trained on), 224 px otherwise.")
-MODEL_SIZE = widget("model_size", "Network", DEMO if DEMO in NETWORKS else "small", choices=NETWORKS,
-                    format_func=_network_name,
-                    help="Used when no weights are given: the demo model (trained here on generated clips of shapes "
-                         "moving left, right, up, down or not at all; assets/demo_model.safetensors) or a ViT of that "
-                         "size with random weights.")
-WEIGHTS = widget("weights", "Weights (optional)", "",
-                 extra={"placeholder": "checkpoint.pth or a Hugging Face folder"},
-                 help="VideoMAE checkpoints (official .pth, or a folder with config.json and model.safetensors) or "
-                      "explorer safetensors. Loaded without running code.")
+SIZE = widget(
+    "size",
+    "Input size (px)",
+    NATIVE_SIZE,
+    choices=SIZE_OPTIONS,
+    kind="select_slider",
+    help="Shorter side resized to this, then centre-cropped. The model's own: 112 px for the demo model "
+    "(what it was trained on), 224 px otherwise.",
+)
+MODEL_SIZE = widget(
+    "model_size",
+    "Network",
+    DEMO if DEMO in NETWORKS else "small",
+    choices=NETWORKS,
+    format_func=_network_name,
+    help="Used when no weights are given: the demo model (trained here on generated clips of shapes "
+    "moving left, right, up, down or not at all; assets/demo_model.safetensors) or a ViT of that "
+    "size with random weights.",
+)
+WEIGHTS = widget(
+    "weights",
+    "Weights (optional)",
+    "",
+    extra={"placeholder": "checkpoint.pth or a Hugging Face folder"},
+    help="VideoMAE checkpoints (official .pth, or a folder with config.json and model.safetensors) or "
+    "explorer safetensors. Loaded without running code.",
+)
 DEVICE = widget("device", "Device", "auto", choices=list(DEVICES), kind="radio", extra={"horizontal": True})
-PRECISION = widget("precision", "Precision", "auto", choices=list(PRECISIONS), kind="radio", extra={"horizontal": True},
-                   help="The forward runs under autocast at this precision. auto: bf16 on a GPU that supports it "
-                        "(else fp16), fp32 on the CPU; bf16 on the CPU runs the GPU's code path.")
+PRECISION = widget(
+    "precision",
+    "Precision",
+    "auto",
+    choices=list(PRECISIONS),
+    kind="radio",
+    extra={"horizontal": True},
+    help="The forward runs under autocast at this precision. auto: bf16 on a GPU that supports it "
+    "(else fp16), fp32 on the CPU; bf16 on the CPU runs the GPU's code path.",
+)
 TIMING_RUNS = widget("timing_runs", "Timed runs", 1, low=1, high=10, help="Forward passes timed; the median is shown.")
 REDUCER = widget("reducer", "Reducer", "rlt", choices=REDUCERS, format_func=lambda n: REDUCERS[n].title)
-PARAMS = {name: {p.name: widget(f"param.{name}.{p.name}", p.name, p.default, choices=p.choices, low=p.low, high=p.high,
-                                step=p.step, help=p.help, only_if=("reducer", name)) for p in reducer.params}
-          for name, reducer in REDUCERS.items()}  # reducer -> parameter -> widget, from the registry's declarations
-SALIENCY_ON = widget("saliency_on", "Attention rollout", True, kind="toggle",
-                     help="Records every block's attention once per run (not in the timed runs) to compute rollout "
-                          "and the attention each token receives.")
-FUSION = widget("fusion", "Head fusion", FUSIONS[0], choices=FUSIONS, kind="radio", only_if=("saliency_on", True),
-                extra={"horizontal": True}, help="How the heads' attention maps become one: their mean, max or min.")
-DISCARD = widget("discard", "Discard ratio", 0.0, low=0.0, high=0.95, step=0.05, only_if=("saliency_on", True),
-                 help="Zero this fraction of the weakest attention weights before rolling out (sharpens the map).")
+PARAMS = {
+    name: {
+        p.name: widget(
+            f"param.{name}.{p.name}",
+            p.name,
+            p.default,
+            choices=p.choices,
+            low=p.low,
+            high=p.high,
+            step=p.step,
+            help=p.help,
+            only_if=("reducer", name),
+        )
+        for p in reducer.params
+    }
+    for name, reducer in REDUCERS.items()
+}  # reducer -> parameter -> widget, from the registry's declarations
+SALIENCY_ON = widget(
+    "saliency_on",
+    "Attention rollout",
+    True,
+    kind="toggle",
+    help="Records every block's attention once per run (not in the timed runs) to compute rollout "
+    "and the attention each token receives.",
+)
+FUSION = widget(
+    "fusion",
+    "Head fusion",
+    FUSIONS[0],
+    choices=FUSIONS,
+    kind="radio",
+    only_if=("saliency_on", True),
+    extra={"horizontal": True},
+    help="How the heads' attention maps become one: their mean, max or min.",
+)
+DISCARD = widget(
+    "discard",
+    "Discard ratio",
+    0.0,
+    low=0.0,
+    high=0.95,
+    step=0.05,
+    only_if=("saliency_on", True),
+    help="Zero this fraction of the weakest attention weights before rolling out (sharpens the map).",
+)
 
 
 def video_ui() -> VideoChoice | None:
@@ -107,14 +173,20 @@ def video_ui() -> VideoChoice | None:
     kind = SOURCE.draw()
     if kind == "Sample":
         name = SAMPLE.draw()
-        st.caption("Samples are credited in assets/samples/CREDITS.md. Big Buck Bunny: (c) 2008 Blender "
-                   "Foundation, www.bigbuckbunny.org, CC BY 3.0.")
+        st.caption(
+            "Samples are credited in assets/samples/CREDITS.md. Big Buck Bunny: (c) 2008 Blender "
+            "Foundation, www.bigbuckbunny.org, CC BY 3.0."
+        )
         path = sample_path(name)
         return VideoChoice(key=f"sample:{path}", source=str(path), name=name)
     if kind == "Upload":
         limit = st.get_option("server.maxUploadSize")
-        upload = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload",
-                                  help=f"Up to {limit} MB (server.maxUploadSize in .streamlit/config.toml).")
+        upload = st.file_uploader(
+            "Video file",
+            type=UPLOAD_TYPES,
+            key="upload",
+            help=f"Up to {limit} MB (server.maxUploadSize in .streamlit/config.toml).",
+        )
         if upload is None:
             return None
         return VideoChoice(key=f"upload:{upload.file_id}", source=upload.getvalue(), name=upload.name)
@@ -139,8 +211,12 @@ def model_ui() -> ModelChoice:
     with st.expander("Get VideoMAE weights (needs internet)"):
         st.text_input("Hugging Face repo", value="MCG-NJU/videomae-base-finetuned-kinetics", key="hf_repo")
         st.text_input("Save to folder", value="weights/videomae-base-kinetics", key="hf_dest")
-        st.button("Download", key="hf_download", on_click=_download_weights,
-                  help="Fetches config.json and model.safetensors only, then fills in the weights field.")
+        st.button(
+            "Download",
+            key="hf_download",
+            on_click=_download_weights,
+            help="Fetches config.json and model.safetensors only, then fills in the weights field.",
+        )
         if "hf_error" in st.session_state:
             st.error(st.session_state.pop("hf_error"))
     device, precision, runs = DEVICE.draw(), PRECISION.draw(), TIMING_RUNS.draw()

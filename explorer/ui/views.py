@@ -1,4 +1,5 @@
 """Main-page views. Each reads a Clip and Traces only, never a reducer's internals."""
+
 from __future__ import annotations
 
 import html
@@ -23,8 +24,14 @@ from ..tube_charts import boxes_3d, tube_counts
 from ..video import Clip
 from .widgets import widget
 
-STYLE_NAMES = {"value": "Run length colour", "boxes": "Boxes", "clusters": "Clusters", "heat": "Heat",
-               "kept": "Kept / pruned", "plain": "Frames only"}
+STYLE_NAMES = {
+    "value": "Run length colour",
+    "boxes": "Boxes",
+    "clusters": "Clusters",
+    "heat": "Heat",
+    "kept": "Kept / pruned",
+    "plain": "Frames only",
+}
 MAX_3D_BOXES = 2000  # more wireframes make the 3-D view slow to send and to turn
 
 
@@ -36,33 +43,49 @@ def _heat_value_names() -> tuple[str, ...]:
 
 HEAT_VALUES = _heat_value_names()
 # the token view's widgets; the data decides their range (layers, overlays, heat values, grid) when drawn
-LAYER = widget("layer", "Layer", 0, low=0, kind="slider", help="0 is the model's input; l is the sequence after block l.")
-STYLE = widget("style", "Overlay", next(iter(STYLE_NAMES)), choices=STYLE_NAMES, kind="radio",
-               format_func=STYLE_NAMES.get, extra={"horizontal": True})  # the first overlay the trace offers
+LAYER = widget(
+    "layer", "Layer", 0, low=0, kind="slider", help="0 is the model's input; l is the sequence after block l."
+)
+STYLE = widget(
+    "style",
+    "Overlay",
+    next(iter(STYLE_NAMES)),
+    choices=STYLE_NAMES,
+    kind="radio",
+    format_func=STYLE_NAMES.get,
+    extra={"horizontal": True},
+)  # the first overlay the trace offers
 EVERY_FRAME = widget("every_frame", "All frames", False, kind="toggle", help="Show both frames of each tubelet.")
 HEAT_VALUE = widget("heat_value", "Heat value", "rollout", choices=HEAT_VALUES, only_if=("style", "heat"))
-FOCUS_ON = widget("focus_on", "Follow a cell", False, kind="toggle",
-                  help="Highlight the token standing for one cell, in every frame it covers.")
-FOCUS = tuple(widget(key, label, 0, low=0, only_if=("focus_on", True))
-              for key, label in (("focus_t", "t' (time slot)"), ("focus_h", "h (row)"), ("focus_w", "w (column)")))
+FOCUS_ON = widget(
+    "focus_on",
+    "Follow a cell",
+    False,
+    kind="toggle",
+    help="Highlight the token standing for one cell, in every frame it covers.",
+)
+FOCUS = tuple(
+    widget(key, label, 0, low=0, only_if=("focus_on", True))
+    for key, label in (("focus_t", "t' (time slot)"), ("focus_h", "h (row)"), ("focus_w", "w (column)"))
+)
 
 STYLE_HELP = {
     "value": "Each kept token is tinted by its run length: how many tubelets in a row it stands for.",
     "clusters": "A cluster is the set of cells one token stands for: tokens merged together (or an RLT run) "
-                "become one token covering all their cells, possibly across time slots t'. Each cluster is "
-                "filled with the mean colour of its pixels over every frame it covers and outlined in a colour "
-                "of its own, the same in every frame, so a cluster spanning frames shows the same outline in "
-                "each. Faded grey cells have no token.",
+    "become one token covering all their cells, possibly across time slots t'. Each cluster is "
+    "filled with the mean colour of its pixels over every frame it covers and outlined in a colour "
+    "of its own, the same in every frame, so a cluster spanning frames shows the same outline in "
+    "each. Faded grey cells have no token.",
     "heat": "Each cell shows the value of the token standing for it: dark is low, bright yellow is high "
-            "(scale below, 2nd to 98th percentile of this layer). Grey cells have no value here: no token, "
-            "or the value does not exist at this layer.",
+    "(scale below, 2nd to 98th percentile of this layer). Grey cells have no value here: no token, "
+    "or the value does not exist at this layer.",
     "kept": "Outlined cells are tokens, drawn where they were embedded. Dimmed cells have no token of their "
-            "own: a token from elsewhere stands for them. Grey cells have no token at all.",
+    "own: a token from elsewhere stands for them. Grey cells have no token at all.",
     "plain": "The frames as the model sees them.",
     "boxes": "Every token here is a box of the video: each frame shows the outline of every box that covers it "
-             "(coloured by its tube, when tokens come from tubes). Boxes may overlap, and parts of the video may "
-             "lie in no box. A box shows only on the frames it covers: a one-frame tube appears on one frame, "
-             "so turn on All frames to see every frame.",
+    "(coloured by its tube, when tokens come from tubes). Boxes may overlap, and parts of the video may "
+    "lie in no box. A box shows only on the frames it covers: a one-frame tube appears on one frame, "
+    "so turn on All frames to see every frame.",
 }
 
 
@@ -72,36 +95,58 @@ def numbers_view(trace: Trace, dense: Trace) -> None:
     seconds, dense_seconds = trace.seconds["forward"], dense.seconds["forward"]
     cols = st.columns(4)
     average, last = float(np.mean(trace.tokens_per_layer)), trace.tokens_per_layer[-1]
-    cols[0].metric("Tokens per layer (average)", f"{average:.0f} / {total}", f"{average / total - 1:+.0%}",
-                   delta_color="inverse",
-                   help=f"{kept} tokens enter the first block and {last} leave the last; the average over the layers "
-                        "is what a token budget fixes." + _budget_note(trace))
-    cols[1].metric("FLOPs", f"{flops / 1e9:.1f} G", f"{flops / dense_flops - 1:+.0%} vs dense", delta_color="inverse",
-                   help=f"Matrix products of the whole forward, a multiply-add counted as 2 FLOPs (papers often quote "
-                        f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G.")
-    cols[2].metric(f"Forward time ({trace.meta['device']}, {trace.meta.get('precision', trace.meta.get('dtype'))})", f"{seconds * 1e3:.0f} ms",
-                   f"{seconds / dense_seconds - 1:+.0%} vs dense ({dense_seconds * 1e3:.0f} ms)", delta_color="inverse",
-                   help=f"Measured: median of {trace.meta['timing_runs']} run(s), {trace.meta['dtype']}; "
-                        f"choosing the tokens took {trace.seconds['reduce'] * 1e3:.1f} ms more.")
+    cols[0].metric(
+        "Tokens per layer (average)",
+        f"{average:.0f} / {total}",
+        f"{average / total - 1:+.0%}",
+        delta_color="inverse",
+        help=f"{kept} tokens enter the first block and {last} leave the last; the average over the layers "
+        "is what a token budget fixes." + _budget_note(trace),
+    )
+    cols[1].metric(
+        "FLOPs",
+        f"{flops / 1e9:.1f} G",
+        f"{flops / dense_flops - 1:+.0%} vs dense",
+        delta_color="inverse",
+        help=f"Matrix products of the whole forward, a multiply-add counted as 2 FLOPs (papers often quote "
+        f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G.",
+    )
+    cols[2].metric(
+        f"Forward time ({trace.meta['device']}, {trace.meta.get('precision', trace.meta.get('dtype'))})",
+        f"{seconds * 1e3:.0f} ms",
+        f"{seconds / dense_seconds - 1:+.0%} vs dense ({dense_seconds * 1e3:.0f} ms)",
+        delta_color="inverse",
+        help=f"Measured: median of {trace.meta['timing_runs']} run(s), {trace.meta['dtype']}; "
+        f"choosing the tokens took {trace.seconds['reduce'] * 1e3:.1f} ms more.",
+    )
     top, dense_top = trace.top_k(1), dense.top_k(1)
     if top:
         same = top[0]["index"] == dense_top[0]["index"]
-        cols[3].metric("Top-1 prediction", top[0]["label"], "same as dense" if same else f"dense: {dense_top[0]['label']}",
-                       delta_color="off" if same else "inverse")
+        cols[3].metric(
+            "Top-1 prediction",
+            top[0]["label"],
+            "same as dense" if same else f"dense: {dense_top[0]['label']}",
+            delta_color="off" if same else "inverse",
+        )
 
 
 def _budget_note(trace: Trace) -> str:
     fit = trace.meta.get("budget")
-    return (f" Budget {fit['fraction']:g} of the dense count: {fit['knob']} was set to {fit['value']:g}."
-            if fit else "")
+    return f" Budget {fit['fraction']:g} of the dense count: {fit['knob']} was set to {fit['value']:g}." if fit else ""
 
 
 def overlay_styles(trace: Trace) -> list[str]:
     """The overlays that say something for this trace, in STYLE_NAMES order."""
     on_cells = bool((trace.owner >= 0).any())  # tokens that are cells; sparse tubes' boxes are not
-    return [s for s in STYLE_NAMES if (s != "value" or "run_length" in trace.values)
-            and (s != "heat" or values.heat_values(trace)) and (s != "clusters" or values.shares_tokens(trace))
-            and (s != "boxes" or trace.boxes is not None) and (on_cells or s in ("boxes", "plain"))]
+    return [
+        s
+        for s in STYLE_NAMES
+        if (s != "value" or "run_length" in trace.values)
+        and (s != "heat" or values.heat_values(trace))
+        and (s != "clusters" or values.shares_tokens(trace))
+        and (s != "boxes" or trace.boxes is not None)
+        and (on_cells or s in ("boxes", "plain"))
+    ]
 
 
 def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | None, tuple[int, int, int] | None]:
@@ -120,11 +165,17 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
     if style == "heat":
         value = HEAT_VALUE.draw(row[0], choices=heat, format_func=lambda name: values.describe(name, trace=trace).label)
     focus = focus_ui(trace, row[1:])
-    image = draw_clip(clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4,
-                      focus=focus)
+    image = draw_clip(
+        clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4, focus=focus
+    )
     picture, info = st.columns([4, 1]) if focus else (st.container(), None)
-    picture.image(image, width="stretch", output_format="PNG", caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
-                  + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."))
+    picture.image(
+        image,
+        width="stretch",
+        output_format="PNG",
+        caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
+        + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."),
+    )
     with picture:
         if style == "value":
             legend_view(trace, value)
@@ -150,16 +201,24 @@ def cluster_info_view(info: dict[str, Any], layer: int, trace: Trace) -> None:
     if info["token"] is None:
         st.metric("Token", "none", help="No token stands for this cell at this layer.")
     else:
-        st.metric("Cluster size", f"{info['size']} cell{'s' if info['size'] != 1 else ''}",
-                  help="How many cells the followed cell's token stands for at this layer.")
+        st.metric(
+            "Cluster size",
+            f"{info['size']} cell{'s' if info['size'] != 1 else ''}",
+            help="How many cells the followed cell's token stands for at this layer.",
+        )
         slots = ", ".join(f"t'={t}: {n}" for t, n in enumerate(info["per_slot"]) if n)
         st.markdown(f"**Cells per time slot**: {slots}  \n**Home cell** (t', h, w): {info['home']}")
     merged, pruned = ("never" if layer_ is None else layer_ for layer_ in (info["merged_at"], info["pruned_at"]))
-    st.markdown(f"**Merged at layer**: {merged}  \n**Pruned at layer**: {pruned}",
-                help="Over the whole model, not only this layer: where the cell's token first grew by a merge, "
-                     "and where the cell was left with no token.")
-    rows = [f"**{values.describe(name, trace=trace).label}**: {_number(number)}" for name, number in info["values"].items()
-            if name != "size"]  # the metric above says it
+    st.markdown(
+        f"**Merged at layer**: {merged}  \n**Pruned at layer**: {pruned}",
+        help="Over the whole model, not only this layer: where the cell's token first grew by a merge, "
+        "and where the cell was left with no token.",
+    )
+    rows = [
+        f"**{values.describe(name, trace=trace).label}**: {_number(number)}"
+        for name, number in info["values"].items()
+        if name != "size"
+    ]  # the metric above says it
     if rows:
         st.markdown(f"At layer {layer}:  \n" + "  \n".join(rows))
 
@@ -172,18 +231,23 @@ def _number(number: float | int) -> str:
 
 def legend_view(trace: Trace, name: str) -> None:
     legend = value_legend(trace, name)
-    swatches = " ".join(f'<span style="display:inline-block;width:1.4em;height:1em;vertical-align:middle;'
-                        f'background:rgb{colour}"></span>&nbsp;{value}' for value, colour in legend.entries)
+    swatches = " ".join(
+        f'<span style="display:inline-block;width:1.4em;height:1em;vertical-align:middle;'
+        f'background:rgb{colour}"></span>&nbsp;{value}'
+        for value, colour in legend.entries
+    )
     st.html(f'<div style="font-size:0.85em">{legend.title} (tubelets): {swatches}</div>')
 
 
 def heat_bar_view(legend: HeatLegend, info: values.ValueInfo) -> None:
     """A colour bar from vmin to vmax, and what the value means."""
     stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in legend.ramp[::32].tolist() + [legend.ramp[-1].tolist()])
-    st.html(f'<div style="font-size:0.85em;display:flex;align-items:center;gap:0.6em">'
-            f'<b>{html.escape(info.label)}</b><span>{legend.vmin:.3g}</span>'
-            f'<span style="flex:1;height:0.9em;background:linear-gradient(to right, {stops})"></span>'
-            f'<span>{legend.vmax:.3g}</span></div>')
+    st.html(
+        f'<div style="font-size:0.85em;display:flex;align-items:center;gap:0.6em">'
+        f"<b>{html.escape(info.label)}</b><span>{legend.vmin:.3g}</span>"
+        f'<span style="flex:1;height:0.9em;background:linear-gradient(to right, {stops})"></span>'
+        f"<span>{legend.vmax:.3g}</span></div>"
+    )
     st.caption(info.explanation)
 
 
@@ -193,11 +257,14 @@ def explanation_view(reducer: str, trace: Trace) -> None:
     st.markdown(
         "**What you see.** The tokens of one layer drawn over the frames: layer 0 is what enters the "
         "first block, layer l what leaves block l. The text under the picture says what the chosen "
-        "overlay shows; *Follow a cell* picks one place and shows which token stands for it.")
+        "overlay shows; *Follow a cell* picks one place and shows which token stands for it."
+    )
     if trace.meta.get("budget"):
-        st.markdown(f"**Token budget.**{_budget_note(trace)} The budget is the average number of tokens over the "
-                    "layers (the average height of the tokens-per-layer chart), so reducers that act early or late "
-                    "can be compared at the same count.")
+        st.markdown(
+            f"**Token budget.**{_budget_note(trace)} The budget is the average number of tokens over the "
+            "layers (the average height of the tokens-per-layer chart), so reducers that act early or late "
+            "can be compared at the same count."
+        )
     if cls.departures:
         st.caption(f"Departure from the paper: {cls.departures}")
     for note in trace.meta.get("notes", []):
@@ -213,23 +280,32 @@ def geometry_view(trace: Trace, clip: Clip, layer: int) -> None:
     unseen = uncovered_fraction(boxes, size)
     cols = st.columns(3)
     cols[0].metric("Tokens (boxes)", f"{len(boxes)}")
-    cols[1].metric("Video no token sees", f"{unseen:.1%}",
-                   help="Share of the clip's frames x pixels that lie in no token's box.")
+    cols[1].metric(
+        "Video no token sees", f"{unseen:.1%}", help="Share of the clip's frames x pixels that lie in no token's box."
+    )
     counts = np.bincount(groups, minlength=len(labels))
-    cols[2].metric("Per tube" if "tube" in trace.values else "Box size (frames x px x px)",
-                   " / ".join(str(c) for c in counts) if "tube" in trace.values else _box_size(boxes))
+    cols[2].metric(
+        "Per tube" if "tube" in trace.values else "Box size (frames x px x px)",
+        " / ".join(str(c) for c in counts) if "tube" in trace.values else _box_size(boxes),
+    )
     left, right = st.columns([3, 2])
     if len(boxes) <= MAX_3D_BOXES:
         left.plotly_chart(boxes_3d(boxes, groups, size, labels=labels), key="chart_boxes_3d")
-        left.caption("Every token's box in the clip's volume: x and y in pixels, t in frames. Drag to turn it; "
-                     "click a tube in the legend to hide it. The grey frame is the whole clip.")
+        left.caption(
+            "Every token's box in the clip's volume: x and y in pixels, t in frames. Drag to turn it; "
+            "click a tube in the legend to hide it. The grey frame is the whole clip."
+        )
     else:
-        left.caption(f"{len(boxes)} boxes are too many to draw in 3-D here (up to {MAX_3D_BOXES}); pick a later "
-                     "layer, where there are fewer.")
+        left.caption(
+            f"{len(boxes)} boxes are too many to draw in 3-D here (up to {MAX_3D_BOXES}); pick a later "
+            "layer, where there are fewer."
+        )
     if "tube" in trace.values:
         right.plotly_chart(tube_counts(counts, labels), key="chart_tube_counts")
-        right.caption("Tokens each tube gives: positions along each axis = floor((size - offset - kernel) / stride) "
-                      "+ 1, multiplied. A tube whose kernel does not fit the clip gives none.")
+        right.caption(
+            "Tokens each tube gives: positions along each axis = floor((size - offset - kernel) / stride) "
+            "+ 1, multiplied. A tube whose kernel does not fit the clip gives none."
+        )
 
 
 def _box_size(boxes: np.ndarray) -> str:
@@ -242,33 +318,46 @@ def layer_table_view(trace: Trace) -> None:
     """Per layer: the token grid, the grid keys and values were pooled to, widths, and the block's FLOPs."""
     rows = []
     for layer, info in enumerate(trace.meta["layer_info"]):
-        row = {"layer": layer, "tokens": trace.tokens_per_layer[layer],
-               "query grid": "x".join(map(str, info["q_grid"])),
-               "key/value grid": "x".join(map(str, info["kv_grid"])) if info.get("kv_grid") else "",
-               "footprint": _box_size(trace.boxes[layer]) if trace.boxes is not None else "",
-               "GFLOPs": round(float(trace.flops[layer]) / 1e9, 2)}
+        row = {
+            "layer": layer,
+            "tokens": trace.tokens_per_layer[layer],
+            "query grid": "x".join(map(str, info["q_grid"])),
+            "key/value grid": "x".join(map(str, info["kv_grid"])) if info.get("kv_grid") else "",
+            "footprint": _box_size(trace.boxes[layer]) if trace.boxes is not None else "",
+            "GFLOPs": round(float(trace.flops[layer]) / 1e9, 2),
+        }
         row |= {k: v for k, v in info.items() if k not in ("q_grid", "kv_grid")}
         rows.append(row)
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption("Layer 0 is the patch embedding (its GFLOPs include the head); layer l is block l. The query grid "
-               "is the grid of tokens a block outputs: pooling the queries with a stride shrinks it, and each "
-               "token's footprint (frames x px x px) grows. Keys and values are pooled further, so attention "
-               "compares each query with a small grid only.")
+    st.caption(
+        "Layer 0 is the patch embedding (its GFLOPs include the head); layer l is block l. The query grid "
+        "is the grid of tokens a block outputs: pooling the queries with a stride shrinks it, and each "
+        "token's footprint (frames x px x px) grows. Keys and values are pooled further, so attention "
+        "compares each query with a small grid only."
+    )
 
 
 def charts_view(trace: Trace, dense: Trace, layer: int) -> None:
     left, right = st.columns(2)
-    left.plotly_chart(charts.tokens_per_layer({"dense": dense, trace.meta["reducer"]: trace}, layer), key="chart_tokens")
-    left.caption("The length of the sequence after each block (0 = what enters the first block). A reducer that "
-                 "acts before the model gives a flat line below the dense one; attention cost grows with its square.")
+    left.plotly_chart(
+        charts.tokens_per_layer({"dense": dense, trace.meta["reducer"]: trace}, layer), key="chart_tokens"
+    )
+    left.caption(
+        "The length of the sequence after each block (0 = what enters the first block). A reducer that "
+        "acts before the model gives a flat line below the dense one; attention cost grows with its square."
+    )
     if "run_length" in trace.values:
         right.plotly_chart(charts.value_histogram(trace, "run_length", layer), key="chart_values")
-        right.caption(f"How many tubelets each kept token stands for. A run of {trace.grid[0]} is a place that never "
-                      "changed enough over the whole clip; a run of 1 is followed at once by another kept token.")
+        right.caption(
+            f"How many tubelets each kept token stands for. A run of {trace.grid[0]} is a place that never "
+            "changed enough over the whole clip; a run of 1 is followed at once by another kept token."
+        )
     elif values.shares_tokens(trace):
         right.plotly_chart(charts.cluster_sizes(trace, layer), key="chart_sizes")
-        right.caption("How many cells each token stands for at this layer. Every token starts as one cell; merging "
-                      "makes fewer, bigger clusters, so the bars move right as the layer grows.")
+        right.caption(
+            "How many cells each token stands for at this layer. Every token starts as one cell; merging "
+            "makes fewer, bigger clusters, so the bars move right as the layer grows."
+        )
     else:
         right.plotly_chart(charts.flops_per_layer({"dense": dense, trace.meta["reducer"]: trace}), key="chart_flops")
         right.caption("FLOPs of each block, computed from the number of tokens it runs on.")
@@ -278,39 +367,73 @@ def prediction_view(trace: Trace, dense: Trace, untrained: bool) -> None:
     if trace.logits is None:
         st.info("This model has no classifier head (a pre-training checkpoint): there is no prediction to compare.")
         return
-    rows = [{"rank": i + 1, "dense": f"{d['label']} ({d['probability']:.1%})",
-             trace.meta["reducer"]: f"{r['label']} ({r['probability']:.1%})"}
-            for i, (d, r) in enumerate(zip(dense.top_k(5), trace.top_k(5)))]
+    rows = [
+        {
+            "rank": i + 1,
+            "dense": f"{d['label']} ({d['probability']:.1%})",
+            trace.meta["reducer"]: f"{r['label']} ({r['probability']:.1%})",
+        }
+        for i, (d, r) in enumerate(zip(dense.top_k(5), trace.top_k(5)))
+    ]
     st.dataframe(rows, hide_index=True, width="stretch")
     p, q = dense.probabilities(), trace.probabilities()
-    st.caption(f"Total variation between the two predictions: {0.5 * np.abs(p - q).sum():.3f} (0 = identical, 1 = disjoint)."
-               + (" The model is untrained, so the labels mean nothing; the change still shows what the reducer does "
-                  "to the output." if untrained else ""))
+    st.caption(
+        f"Total variation between the two predictions: {0.5 * np.abs(p - q).sum():.3f} (0 = identical, 1 = disjoint)."
+        + (
+            " The model is untrained, so the labels mean nothing; the change still shows what the reducer does "
+            "to the output."
+            if untrained
+            else ""
+        )
+    )
 
 
 def accuracy_view(result: dict | None) -> None:
     """The demo model's accuracy and time against token budget (python -m explorer accuracy), from its JSON."""
     if result is None:
-        st.info("No accuracy table yet: `python -m explorer accuracy --out assets --name accuracy_budget --no-html` "
-                "writes it for the demo model.")
+        st.info(
+            "No accuracy table yet: `python -m explorer accuracy --out assets --name accuracy_budget --no-html` "
+            "writes it for the demo model."
+        )
         return
     st.plotly_chart(charts.accuracy_budget(result), key="chart_accuracy")
     dense = result["rows"][0]
-    st.caption(f"The demo model on {result['clips']} held-out generated clips ({result['device']}), dense and every "
-               "reducer at each budget. Each clip gets its own fitted knob, so the x position is the tokens actually "
-               "kept on average (RLT cannot keep more than what changes: on a still background it stays below its "
-               f"budget). Dense: {dense['accuracy']:.1%}, {dense['forward_ms']:.1f} ms per clip. Times are measured, one "
-               "clip at a time.")
+    st.caption(
+        f"The demo model on {result['clips']} held-out generated clips ({result['device']}), dense and every "
+        "reducer at each budget. Each clip gets its own fitted knob, so the x position is the tokens actually "
+        "kept on average (RLT cannot keep more than what changes: on a still background it stays below its "
+        f"budget). Dense: {dense['accuracy']:.1%}, {dense['forward_ms']:.1f} ms per clip. Times are measured, one "
+        "clip at a time."
+    )
     with st.expander("The table"):
-        st.dataframe([{"reducer": r["reducer"], "budget": r["budget"],
-                       "tokens per layer": round(r["average_tokens"]), "accuracy": f"{r['accuracy']:.1%}",
-                       "agrees with dense": f"{r['agreement']:.1%}", "GFLOPs": round(r["gflops"], 2),
-                       "ms per clip": round(r["forward_ms"], 1), "knob (mean)": r["knob"]}
-                      for r in result["rows"]], hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "reducer": r["reducer"],
+                    "budget": r["budget"],
+                    "tokens per layer": round(r["average_tokens"]),
+                    "accuracy": f"{r['accuracy']:.1%}",
+                    "agrees with dense": f"{r['agreement']:.1%}",
+                    "GFLOPs": round(r["gflops"], 2),
+                    "ms per clip": round(r["forward_ms"], 1),
+                    "knob (mean)": r["knob"],
+                }
+                for r in result["rows"]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
 
 
-def export_view(clip: Clip, trace: Trace, image: np.ndarray, layer: int, style: str, value: str | None,
-                focus: tuple[int, int, int] | None = None) -> None:
+def export_view(
+    clip: Clip,
+    trace: Trace,
+    image: np.ndarray,
+    layer: int,
+    style: str,
+    value: str | None,
+    focus: tuple[int, int, int] | None = None,
+) -> None:
     """Downloads of the view: the overlay as shown (PNG), the overlay on every frame (GIF, MP4), the trace.
 
     The pictures are made when their button is clicked (a callable as the data), never on a rerun, so
@@ -323,19 +446,44 @@ def export_view(clip: Clip, trace: Trace, image: np.ndarray, layer: int, style: 
         return lambda: encode(export.overlay_frames(clip.frames, trace, layer, style, value, focus), fps)
 
     cols = st.columns(4)
-    cols[0].download_button(f"Overlay at layer {layer} (PNG)", lambda: export.png_bytes(image),
-                            file_name=f"{stem}.png", mime="image/png", key="download_png", on_click="ignore")
-    cols[1].download_button("Overlay over time (GIF)", animation(export.gif_bytes), file_name=f"{stem}.gif",
-                            mime="image/gif", key="download_gif", on_click="ignore")
-    cols[2].download_button("Overlay over time (MP4)", animation(export.mp4_bytes), file_name=f"{stem}.mp4",
-                            mime="video/mp4", key="download_mp4", on_click="ignore")
-    cols[3].download_button("Trace (summary.json + trace.npz)", trace_zip(trace), file_name="trace.zip",
-                            mime="application/zip", key="download_trace")
-    st.caption(f"**PNG**: the picture above. **GIF** and **MP4** (H.264, plays in browsers): this overlay on every "
-               f"frame of the clip, {clip.num_frames} frames at {fps:.3g} per second, the pace they were sampled "
-               "at. **Charts**: hover over a chart and click the camera icon in its toolbar for a PNG. **Trace**: "
-               "load it back in Python with `explorer.Trace.load(folder)`; the same files come from "
-               "`python -m explorer analyze`.")
+    cols[0].download_button(
+        f"Overlay at layer {layer} (PNG)",
+        lambda: export.png_bytes(image),
+        file_name=f"{stem}.png",
+        mime="image/png",
+        key="download_png",
+        on_click="ignore",
+    )
+    cols[1].download_button(
+        "Overlay over time (GIF)",
+        animation(export.gif_bytes),
+        file_name=f"{stem}.gif",
+        mime="image/gif",
+        key="download_gif",
+        on_click="ignore",
+    )
+    cols[2].download_button(
+        "Overlay over time (MP4)",
+        animation(export.mp4_bytes),
+        file_name=f"{stem}.mp4",
+        mime="video/mp4",
+        key="download_mp4",
+        on_click="ignore",
+    )
+    cols[3].download_button(
+        "Trace (summary.json + trace.npz)",
+        trace_zip(trace),
+        file_name="trace.zip",
+        mime="application/zip",
+        key="download_trace",
+    )
+    st.caption(
+        f"**PNG**: the picture above. **GIF** and **MP4** (H.264, plays in browsers): this overlay on every "
+        f"frame of the clip, {clip.num_frames} frames at {fps:.3g} per second, the pace they were sampled "
+        "at. **Charts**: hover over a chart and click the camera icon in its toolbar for a PNG. **Trace**: "
+        "load it back in Python with `explorer.Trace.load(folder)`; the same files come from "
+        "`python -m explorer analyze`."
+    )
 
 
 def trace_zip(trace: Trace) -> bytes:
@@ -349,9 +497,15 @@ def trace_zip(trace: Trace) -> bytes:
 
 def checkpoint_view(report: LoadReport) -> None:
     """What was loaded, and every key that did not fit, so a wrong checkpoint is easy to see."""
-    odd = [(what, keys) for what, keys in (("Missing (left at random init)", report.missing),
-                                           ("Unexpected (not used)", report.unexpected),
-                                           ("Ignored on purpose", report.ignored)) if keys]
+    odd = [
+        (what, keys)
+        for what, keys in (
+            ("Missing (left at random init)", report.missing),
+            ("Unexpected (not used)", report.unexpected),
+            ("Ignored on purpose", report.ignored),
+        )
+        if keys
+    ]
     if report.missing or report.unexpected:
         st.warning(report.summary())
     else:
@@ -359,14 +513,18 @@ def checkpoint_view(report: LoadReport) -> None:
     if odd:
         with st.expander("Checkpoint keys that did not map one to one"):
             for what, keys in odd:
-                st.markdown(f"**{what}** ({len(keys)}): " + ", ".join(f"`{k}`" for k in keys[:50])
-                            + (" …" if len(keys) > 50 else ""))
+                st.markdown(
+                    f"**{what}** ({len(keys)}): "
+                    + ", ".join(f"`{k}`" for k in keys[:50])
+                    + (" …" if len(keys) > 50 else "")
+                )
 
 
 def clip_caption(clip: Clip) -> str:
     w, h = clip.source_size
     span = f"{clip.times[0]:.2f}-{clip.times[-1]:.2f} s"
     length = f"{clip.duration:.1f} s long" if math.isfinite(clip.duration) else "length unknown"
-    return (f"{clip.source}: {w}x{h}, {clip.fps:.3g} fps, {length}; "
-            f"{clip.num_frames} frames sampled from {span}, shown at {clip.frames.shape[1]} px.")
-
+    return (
+        f"{clip.source}: {w}x{h}, {clip.fps:.3g} fps, {length}; "
+        f"{clip.num_frames} frames sampled from {span}, shown at {clip.frames.shape[1]} px."
+    )

@@ -18,6 +18,7 @@ and a change reaches the URL from the browser only, so st.query_params on the se
 An uploaded video cannot travel in a link (its bytes live in this session only): a link to an upload
 reopens on "Upload" with no file.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,8 +78,14 @@ class Widget:
             return "text_area" if "\n" in self.default else "text_input"
         return "number_input" if isinstance(self.default, int) else "slider"
 
-    def draw(self, where: Any = st, *, choices: Sequence | None = None, high: float | None = None,
-             format_func: Callable[[Any], str] | None = None) -> Any:
+    def draw(
+        self,
+        where: Any = st,
+        *,
+        choices: Sequence | None = None,
+        high: float | None = None,
+        format_func: Callable[[Any], str] | None = None,
+    ) -> Any:
         """Draw the widget in `where` (st, a column, a container) and return its value; draw nothing and
         return None while it does not show (see only_if).
 
@@ -104,8 +111,13 @@ class Widget:
             return getattr(where, kind)(self.label, options, index=options.index(default), **args)
         _drawn(self.key, self.default)
         if kind == "multiselect":
-            return where.multiselect(self.label, list(self.choices), default=self.default,
-                                     max_selections=None if self.high is None else int(self.high), **args)
+            return where.multiselect(
+                self.label,
+                list(self.choices),
+                default=self.default,
+                max_selections=None if self.high is None else int(self.high),
+                **args,
+            )
         if kind in ("slider", "number_input"):
             number = type(self.default)
             high = self.high if high is None else high
@@ -115,8 +127,9 @@ class Widget:
                 fitted = min(max(kept, -math.inf if low is None else low), math.inf if high is None else high)
                 if fitted != kept:
                     state[self.key] = fitted
-            return getattr(where, kind)(self.label, min_value=low, max_value=high, value=self.default,
-                                        step=self.step, **args)
+            return getattr(where, kind)(
+                self.label, min_value=low, max_value=high, value=self.default, step=self.step, **args
+            )
         return getattr(where, kind)(self.label, value=self.default, **args)  # text, checkbox, toggle
 
     def parse(self, text: str) -> Any:
@@ -164,8 +177,13 @@ WIDGETS: dict[str, Widget] = {}  # every declared widget by key: the settings a 
 
 def widget(key: str, label: str, default: Any, *, choices: Sequence | None = None, **declaration: Any) -> Widget:
     """Declare a widget (see Widget) and register it, so that the link keeps it; returns the declaration."""
-    declared = Widget(key, label, list(default) if isinstance(default, tuple) else default,
-                      None if choices is None else tuple(choices), **declaration)
+    declared = Widget(
+        key,
+        label,
+        list(default) if isinstance(default, tuple) else default,
+        None if choices is None else tuple(choices),
+        **declaration,
+    )
     WIDGETS[key] = declared
     return declared
 
@@ -219,8 +237,11 @@ def current_params() -> dict[str, str]:
     with this run (its declared one when it was not drawn)."""
     state = st.session_state
     drawn = state.get(DRAWN_DEFAULTS, {})
-    return {key: declared.text(state[key]) for key, declared in WIDGETS.items()
-            if key in state and shown(key) and state[key] != drawn.get(key, declared.default)}
+    return {
+        key: declared.text(state[key])
+        for key, declared in WIDGETS.items()
+        if key in state and shown(key) and state[key] != drawn.get(key, declared.default)
+    }
 
 
 def share_link_view() -> None:
@@ -228,9 +249,11 @@ def share_link_view() -> None:
     query = urlencode(current_params())
     link = (st.context.url or "") + (f"?{query}" if query else "")
     st.code(link or "(the default view: the app's address with nothing after it)", language=None, wrap_lines=True)
-    st.caption("The browser's address bar holds the same link and follows every change. Only settings that "
-               "differ from the defaults are in it. An uploaded video cannot travel in a link: the link opens on "
-               "Upload, and the video has to be uploaded again.")
+    st.caption(
+        "The browser's address bar holds the same link and follows every change. Only settings that "
+        "differ from the defaults are in it. An uploaded video cannot travel in a link: the link opens on "
+        "Upload, and the video has to be uploaded again."
+    )
 
 
 def _drawn(key: str, default: Any) -> None:

@@ -1,6 +1,7 @@
 """The registry of token reducers, found on their own: every module in this folder is imported, and each
 reducer class registers itself under its name (the module's file name). The sidebar, the CLI, links,
 comparisons, the benchmark and the accuracy table list reducers from here; adding one is adding a file."""
+
 from __future__ import annotations
 
 import importlib

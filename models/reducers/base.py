@@ -17,10 +17,11 @@ count or heat). It implements only the hooks it needs:
 The engine (models/engine.py) runs whichever it is and fills a trace; views never see the
 reducer itself, and no other code tells the kinds apart.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,7 +31,7 @@ from explorer.trace import ValueInfo
 
 from ..merge import Reduction  # noqa: F401  (re-exported: reducers return it)
 
-REGISTRY: dict[str, type["Reducer"]] = {}  # filled as reducer modules are imported (see __init__.py)
+REGISTRY: dict[str, type[Reducer]] = {}  # filled as reducer modules are imported (see __init__.py)
 
 
 class ParameterError(ValueError):
@@ -70,18 +71,29 @@ class Param:
                 return bool(value)
             number = kind(float(value)) if kind is int and not isinstance(value, bool) else kind(value)
         except (TypeError, ValueError):
-            raise ParameterError(f"{self.name} must be {'true or false' if kind is bool else 'a number'}, got {value!r}")
+            raise ParameterError(
+                f"{self.name} must be {'true or false' if kind is bool else 'a number'}, got {value!r}"
+            ) from None
         if kind is int and float(value) != number:
             raise ParameterError(f"{self.name} must be a whole number, got {value!r}")
-        if not np.isfinite(number) or (self.low is not None and number < self.low) or (
-                self.high is not None and number > self.high):
+        if (
+            not np.isfinite(number)
+            or (self.low is not None and number < self.low)
+            or (self.high is not None and number > self.high)
+        ):
             raise ParameterError(f"{self.name} must be between {self.low} and {self.high}, got {value!r}")
         return number
 
 
-BUDGET = Param("budget", 0.0, "Target token budget: the average number of tokens over the layers, as a fraction "
-                           "of the dense count. 0 = off; otherwise the reducer's own knob is solved for it.",
-               low=0.0, high=1.0, step=0.01)
+BUDGET = Param(
+    "budget",
+    0.0,
+    "Target token budget: the average number of tokens over the layers, as a fraction "
+    "of the dense count. 0 = off; otherwise the reducer's own knob is solved for it.",
+    low=0.0,
+    high=1.0,
+    step=0.01,
+)
 
 
 @dataclass
@@ -136,7 +148,9 @@ class Reducer:
         unknown = sorted(set(values) - set(known))
         if unknown:
             names = ", ".join(known) or "none"
-            raise ParameterError(f"unknown parameter {unknown[0]!r} for reducer {self.name!r} (its parameters: {names})")
+            raise ParameterError(
+                f"unknown parameter {unknown[0]!r} for reducer {self.name!r} (its parameters: {names})"
+            )
         self.values: dict[str, Any] = {name: p.parse(values.get(name, p.default)) for name, p in known.items()}
 
     def __repr__(self) -> str:
@@ -147,8 +161,9 @@ class Reducer:
         """video: (3, T, H, W) ImageNet-normalized float; grid: (T', H', W'). Every tubelet by default."""
         return selection_from_mask(np.ones(grid, dtype=bool))
 
-    def layer_tokens(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
-                     depth: int) -> list[int]:
+    def layer_tokens(
+        self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int, depth: int
+    ) -> list[int]:
         """Tokens at each layer (depth + 1 entries) this reducer gives for the clip, without running the model."""
         return [int(self.select(video, grid, tubelet, patch).keep.size)] * (depth + 1)
 
@@ -161,8 +176,9 @@ class Reducer:
         return []
 
 
-def selection_from_mask(kept: np.ndarray, values: dict[str, np.ndarray] | None = None,
-                        fill_runs: bool = False) -> InputSelection:
+def selection_from_mask(
+    kept: np.ndarray, values: dict[str, np.ndarray] | None = None, fill_runs: bool = False
+) -> InputSelection:
     """Build a selection from a boolean (T', H', W') mask of kept cells.
 
     With fill_runs, a dropped cell belongs to the most recent kept token at the same
@@ -234,7 +250,7 @@ class InModelReducer(Reducer):
     def prepare(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> None:
         """Called once per clip before the blocks run (e.g. to measure motion); nothing by default."""
 
-    def batched(self, prepared: Sequence["InModelReducer"]) -> "InModelReducer":
+    def batched(self, prepared: Sequence[InModelReducer]) -> InModelReducer:
         """One reducer acting on a batch of clips, from the reducers prepared for each clip one by one; a reducer
         that keeps nothing per clip serves them all as it is."""
         return prepared[0]
@@ -246,8 +262,9 @@ class InModelReducer(Reducer):
         """Tokens after each layer (depth + 1 entries, [0] = input) for `tokens` input tokens, without running."""
         raise NotImplementedError
 
-    def layer_tokens(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
-                     depth: int) -> list[int]:
+    def layer_tokens(
+        self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int, depth: int
+    ) -> list[int]:
         return self.token_counts(int(np.prod(grid)), grid, depth)
 
     def mlp_tokens(self, counts: list[int]) -> list[int]:

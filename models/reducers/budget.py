@@ -5,6 +5,7 @@ the output of every block: the average height of the tokens-per-layer chart), as
 fraction of the dense count. Each reducer names the one parameter (its knob) that moves
 that average monotonically; the knob is searched by bisection over its range.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,9 @@ from .base import ParameterError, Reducer
 SEARCH_STEPS = 40
 
 
-def fit_budget(reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int,
-               depth: int) -> Reducer:
+def fit_budget(
+    reducer: Reducer, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int, depth: int
+) -> Reducer:
     """A copy of the reducer whose knob brings the average tokens per layer closest to its budget."""
     budget = reducer.values.get("budget", 0.0)
     knob = getattr(reducer, "budget_knob", None)

@@ -6,6 +6,7 @@ fused into ONE extra token, their sum weighted by their scores. EViT scores by t
 token's attention; a VideoMAE-style ViT has no class token, so the score here is the mean
 attention each token receives, over all queries and heads.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,16 +50,26 @@ class EViT(InModelReducer):
         "here it is fixed."
     )
     params = (
-        Param("keep_rate", 0.7, "Share of the tokens kept at each pruning block (rounded up); the rest are fused "
-                                "into one token or dropped.", low=0.05, high=1.0, step=0.05),
+        Param(
+            "keep_rate",
+            0.7,
+            "Share of the tokens kept at each pruning block (rounded up); the rest are fused "
+            "into one token or dropped.",
+            low=0.05,
+            high=1.0,
+            step=0.05,
+        ),
         Param("fuse", True, "Fuse the inattentive tokens into one extra token (EViT); off: drop them."),
         BUDGET,
     )
     token_values = {
         "evit_attention": ValueInfo(
-            "EViT attention", "The attention the token received in a pruning block, averaged over queries and "
+            "EViT attention",
+            "The attention the token received in a pruning block, averaged over queries and "
             "heads, relative to uniform (1 = average). EViT keeps the tokens with the highest and fuses the rest. "
-            "Shown on the tokens entering each pruning block.", "heat"),
+            "Shown on the tokens entering each pruning block.",
+            "heat",
+        ),
     }
     budget_knob = "keep_rate"
     needs = frozenset({"attention"})

@@ -7,6 +7,7 @@ visible; 160 of 1568 visible over 8 slots). The random pattern hides the same to
 of cells anywhere in the T' x H' x W' grid. The encoder embeds and runs only the visible
 tokens, the same set in every layer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,15 +58,28 @@ class Masking(Reducer):
         "Pre-training draws a new mask for every clip; here **seed** fixes the mask, so that runs "
         "can be compared (the same seed gives the same mask). Hidden cells have no token at all."
     )
-    departures = ("The mask is fixed by a seed rather than drawn anew per clip, and at least one place per "
-                  "slot stays visible (a ratio near 1 would otherwise leave no token). The random pattern hides as "
-                  "many cells as the tube mask (1408 of 1568 at 0.9), so the two compare at the same count; "
-                  "VideoMAE V2's random masking rounds the whole clip instead (1411).")
+    departures = (
+        "The mask is fixed by a seed rather than drawn anew per clip, and at least one place per "
+        "slot stays visible (a ratio near 1 would otherwise leave no token). The random pattern hides as "
+        "many cells as the tube mask (1408 of 1568 at 0.9), so the two compare at the same count; "
+        "VideoMAE V2's random masking rounds the whole clip instead (1411)."
+    )
     params = (
-        Param("mask_ratio", 0.9, "Fraction of places hidden in each time slot (rounded down, as VideoMAE does).",
-              low=0.0, high=0.98, step=0.01),
-        Param("pattern", "tube", "tube: one spatial mask repeated at every time slot (VideoMAE); random: as many "
-                                 "cells hidden anywhere in the clip (the baseline).", choices=("tube", "random")),
+        Param(
+            "mask_ratio",
+            0.9,
+            "Fraction of places hidden in each time slot (rounded down, as VideoMAE does).",
+            low=0.0,
+            high=0.98,
+            step=0.01,
+        ),
+        Param(
+            "pattern",
+            "tube",
+            "tube: one spatial mask repeated at every time slot (VideoMAE); random: as many "
+            "cells hidden anywhere in the clip (the baseline).",
+            choices=("tube", "random"),
+        ),
         Param("seed", 0, "Random seed: the same seed hides the same cells.", low=0, high=2**31 - 1, step=1),
         BUDGET,
     )

@@ -1,4 +1,5 @@
 """MViT's multi-head pooling attention (Fan et al., ICCV 2021): a network of its own."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 from ..mvit import MVIT_CONFIGS, MViT, check_input, footprint, mvit_flops
-from .base import NetworkReducer, NetworkRecord, Param, ParameterError
+from .base import NetworkRecord, NetworkReducer, Param, ParameterError
 
 
 class MViTPooling(NetworkReducer):
@@ -15,7 +16,10 @@ class MViTPooling(NetworkReducer):
     title = "MViT: pooling attention"
     paper = "Fan et al., ICCV 2021; B 16x4 or a small variant"
     acts = "a network of its own"
-    shows = "the pooled query grid per layer (a token's footprint grows 4 → 32 px), key/value grids, tokens and FLOPs per block"
+    shows = (
+        "the pooled query grid per layer (a token's footprint grows 4 → 32 px), key/value grids, tokens and FLOPs "
+        "per block"
+    )
     explanation = (
         "MViT is not a reducer added to a ViT but a network of its own, built to shrink its sequence. A small "
         "Conv3d (3 x 7 x 7, stride 2 x 4 x 4) first cuts the clip into many fine tokens (8 x 56 x 56 for "
@@ -27,12 +31,19 @@ class MViTPooling(NetworkReducer):
         "grid. There is also a class token, which the head reads; counts here leave it out. Follow a cell to "
         "see its token's footprint at each layer; the table gives both grids per block."
     )
-    departures = ("Untrained (seeded) weights, and this replaces the chosen ViT, whose dense run is kept for "
-                  "comparison. 'small' is the explorer's own quick variant (6 blocks, 48 to 192 wide), not a "
-                  "published model. Clip sizes other than 16 x 224 take resized positions; the head has no dropout.")
+    departures = (
+        "Untrained (seeded) weights, and this replaces the chosen ViT, whose dense run is kept for "
+        "comparison. 'small' is the explorer's own quick variant (6 blocks, 48 to 192 wide), not a "
+        "published model. Clip sizes other than 16 x 224 take resized positions; the head has no dropout."
+    )
     params = (
-        Param("variant", "small", "MViT-B 16x4 (16 blocks, 36.6 M parameters, about 141 GFLOPs) or a small, quick "
-                                  "variant with the same pooling.", choices=tuple(MVIT_CONFIGS)),
+        Param(
+            "variant",
+            "small",
+            "MViT-B 16x4 (16 blocks, 36.6 M parameters, about 141 GFLOPs) or a small, quick "
+            "variant with the same pooling.",
+            choices=tuple(MVIT_CONFIGS),
+        ),
         Param("seed", 0, "Seed of the untrained weights.", low=0, high=2**31 - 1, step=1),
     )
 
@@ -53,9 +64,13 @@ class MViTPooling(NetworkReducer):
         logits, blocks = network.forward_trace(video)
         grids: list[tuple[int, int, int]] = [cfg.patch_grid] + [_grid(block.q_grid) for block in blocks]
         info = [{"width": cfg.embed_dim, "heads": None}] + [{"width": b.dim_out, "heads": b.heads} for b in blocks]
-        return logits, NetworkRecord(grids=grids, cell=footprint(cfg, cfg.patch_grid),
-                                     kv_grids=[_grid(block.kv_grid) for block in blocks],
-                                     flops=mvit_flops(cfg), info=info)
+        return logits, NetworkRecord(
+            grids=grids,
+            cell=footprint(cfg, cfg.patch_grid),
+            kv_grids=[_grid(block.kv_grid) for block in blocks],
+            flops=mvit_flops(cfg),
+            info=info,
+        )
 
 
 def _grid(size: tuple[int, ...] | list[int]) -> tuple[int, int, int]:

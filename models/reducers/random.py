@@ -1,4 +1,5 @@
 """Random token dropping at RLT's count: the content-blind baseline for pre-model reducers."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ frame of tubelet j is compared with the first frame of tubelet j-1 (frame pairs 
 ImageNet-normalized units. A kept token's run length counts the tubelets until the next
 kept token at the same place, or the end of the clip.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,18 +63,29 @@ class RLT(Reducer):
         "of the run length. It acts before the first block, so every layer holds the same tokens. "
         "tau = 0.1 is about 6 grey levels of 255."
     )
-    departures = ("The explorer's views analyze one clip at a time. Batches (`python -m explorer bench`, "
-                  "models/packed.py) are packed as in the paper: the kept tokens of all clips in one sequence with "
-                  "block-diagonal attention, through varlen attention on a GPU (exact per-clip attention on a CPU).")
+    departures = (
+        "The explorer's views analyze one clip at a time. Batches (`python -m explorer bench`, "
+        "models/packed.py) are packed as in the paper: the kept tokens of all clips in one sequence with "
+        "block-diagonal attention, through varlen attention on a GPU (exact per-clip attention on a CPU)."
+    )
     params = (
-        Param("tau", 0.1, "Keep a tubelet when its mean absolute difference to the previous one, "
-                          "in ImageNet-normalized units, exceeds tau.", low=0.0, high=2.0, step=0.01),
+        Param(
+            "tau",
+            0.1,
+            "Keep a tubelet when its mean absolute difference to the previous one, "
+            "in ImageNet-normalized units, exceeds tau.",
+            low=0.0,
+            high=2.0,
+            step=0.01,
+        ),
         BUDGET,
     )
     token_values = {
         "run_length": ValueInfo(
-            "run length", "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
-            "kept and the repeats that barely changed are covered by it.", "count"
+            "run length",
+            "How many tubelets in a row, at the same place, one RLT token stands for: the first is "
+            "kept and the repeats that barely changed are covered by it.",
+            "count",
         ),
     }
     budget_knob = "tau"

@@ -10,6 +10,7 @@ collects a large share, a new one collects little. The STA score is that redunda
 (1 - activation), the activation being the token's L1 norm min-max scaled in its group;
 the tokens with the highest score are dropped. Every group drops the same number, r.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -111,16 +112,24 @@ class STA(InModelReducer):
         "Tokens keep their original order (the official code reorders them within a frame)."
     )
     params = (
-        Param("r", 64, "Tokens each temporal group drops at each of the three stages, for a 14 x 14 grid "
-                       "(scaled by H'W'/196 on other grids). 64 gives the paper's 1568 -> 1056 -> 800 -> 672.",
-              low=0, high=REFERENCE_CELLS // 2, step=1),
+        Param(
+            "r",
+            64,
+            "Tokens each temporal group drops at each of the three stages, for a 14 x 14 grid "
+            "(scaled by H'W'/196 on other grids). 64 gives the paper's 1568 -> 1056 -> 800 -> 672.",
+            low=0,
+            high=REFERENCE_CELLS // 2,
+            step=1,
+        ),
         BUDGET,
     )
     token_values = {
         "sta_score": ValueInfo(
-            "STA score", "STA's score of each token where it prunes: accumulated temporal redundancy times (1 - "
+            "STA score",
+            "STA's score of each token where it prunes: accumulated temporal redundancy times (1 - "
             "activation). The tokens with the highest score are pruned; in the first group STA visits, the score is "
-            "the best similarity to a partner instead.", "heat"
+            "the best similarity to a partner instead.",
+            "heat",
         ),
     }
 
@@ -137,7 +146,7 @@ class STA(InModelReducer):
         for block in sorted(stages):
             ratio = 2 ** stages[block] // span
             span *= ratio
-            sizes[block] = [sum(groups[i:i + ratio]) for i in range(0, len(groups), ratio)]
+            sizes[block] = [sum(groups[i : i + ratio]) for i in range(0, len(groups), ratio)]
             groups = [n - group_drop(n, r) for n in sizes[block]]
         return sizes
 
@@ -159,7 +168,7 @@ class STA(InModelReducer):
         if stage is None:
             return None, {}
         T, H, W = ctx.grid
-        span, r = 2 ** stage, self.drop_per_group(H * W)
+        span, r = 2**stage, self.drop_per_group(H * W)
         B, N, _ = ctx.x.shape
         group = ctx.cells // (H * W) // span
         sizes = self.group_sizes(ctx.grid, ctx.depth)[ctx.block]
@@ -172,8 +181,9 @@ class STA(InModelReducer):
         return Reduction(new_index=new_index, keeper=_true_positions(keep, kept)), {"sta_score": score}
 
     @staticmethod
-    def _prune(ctx: BlockContext, group: torch.Tensor, sizes: list[int], stage: int,
-               r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prune(
+        ctx: BlockContext, group: torch.Tensor, sizes: list[int], stage: int, r: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N) STA score and (B, N) bool kept, visiting the groups in the stage's order."""
         B, N, _ = ctx.x.shape
         metric = F.normalize(ctx.metric().float(), dim=-1)
@@ -184,8 +194,8 @@ class STA(InModelReducer):
         starts = [sum(sizes[:g]) for g in range(len(sizes))]
         order = range(len(sizes))
         prev = None  # (metric, redundancy) of the kept tokens of the group visited before
-        for g in (reversed(order) if stage == 1 else order):
-            idx = by_group[:, starts[g]:starts[g] + sizes[g]]
+        for g in reversed(order) if stage == 1 else order:
+            idx = by_group[:, starts[g] : starts[g] + sizes[g]]
             m = metric.gather(1, idx[..., None].expand(-1, -1, metric.shape[-1]))
             drop = group_drop(sizes[g], r)
             if prev is None:

@@ -1,4 +1,5 @@
 """ToMe: token merging (Bolya et al., ICLR 2023) inside the video ViT, across space and time."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,17 +55,27 @@ class ToMe(InModelReducer):
         "attention logits, so that a token of size k is attended as its k copies would be. Pooling at the "
         "end weighs each token by its size, so every input patch counts once."
     )
-    departures = ("Proportional attention is off by default, as ToMe advises for MAE-style models without a "
-                  "class token. Matching, merging and pooling follow ToMe's code; source tracking keeps, for "
-                  "every cell, the index of its token instead of ToMe's 0/1 source matrix (the same information "
-                  "for a partition).")
+    departures = (
+        "Proportional attention is off by default, as ToMe advises for MAE-style models without a "
+        "class token. Matching, merging and pooling follow ToMe's code; source tracking keeps, for "
+        "every cell, the index of its token instead of ToMe's 0/1 source matrix (the same information "
+        "for a partition)."
+    )
     params = (
         Param("r", 64, "Tokens merged away in each block (capped at half the tokens).", low=0, high=4096, step=1),
-        Param("schedule", "constant", "How r changes with depth: constant, decreasing (2r down to 0) or increasing "
-                                      "(0 up to 2r); the total merged stays about the same.",
-              choices=tuple(SCHEDULES)),
-        Param("r_list", "", "Optional: r for each block, comma-separated (e.g. 200,150,100); overrides r and "
-                            "schedule. Blocks past the end of the list merge nothing."),
+        Param(
+            "schedule",
+            "constant",
+            "How r changes with depth: constant, decreasing (2r down to 0) or increasing "
+            "(0 up to 2r); the total merged stays about the same.",
+            choices=tuple(SCHEDULES),
+        ),
+        Param(
+            "r_list",
+            "",
+            "Optional: r for each block, comma-separated (e.g. 200,150,100); overrides r and "
+            "schedule. Blocks past the end of the list merge nothing.",
+        ),
         Param("prop_attn", False, "Proportional attention: add log(size) to the attention logits."),
         BUDGET,
     )

@@ -1,4 +1,5 @@
 """TubeViT's sparse tubes (Piergiovanni et al., CVPR 2023) as the tokenizer of the video ViT."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..tubevit import DEFAULT_TUBES, TUBE_FORMAT, Tube, TubeTokenizer, format_tubes, parse_tubes, token_boxes
 from explorer.trace import ValueInfo
 
+from ..tubevit import DEFAULT_TUBES, TUBE_FORMAT, Tube, TubeTokenizer, format_tubes, parse_tubes, token_boxes
 from .base import BUDGET, Param, ParameterError, TokenizerReducer
 
 
@@ -18,7 +19,10 @@ class SparseTubes(TokenizerReducer):
     title = "TubeViT: sparse tubes"
     paper = "Piergiovanni et al., CVPR 2023"
     acts = "replaces the tubelet embedding"
-    shows = "every token's box on the frames it covers, coloured by tube; a 3-D view; tokens per tube; the volume no token sees"
+    shows = (
+        "every token's box on the frames it covers, coloured by tube; a 3-D view; tokens per tube; the volume no "
+        "token sees"
+    )
     explanation = (
         "TubeViT does not cut the clip into a dense grid of tubelets. A few 3-D kernels (**tubes**) "
         "of different shapes slide over the video with large strides and their own offsets: a long thin "
@@ -29,20 +33,37 @@ class SparseTubes(TokenizerReducer):
         "scale. Each token gets a fixed sin-cos position of its box's centre in (t, y, x), then the tokens "
         "go through the ViT's blocks. Edit the tubes to see the counts and boxes change."
     )
-    departures = ("The tube kernels are untrained here (drawn from the seed), and the ViT's blocks were not trained "
-                  "with them: counts, boxes, FLOPs and times are real, predictions are not. Positions use the true "
-                  "box centre (kernel / 2); widths not divisible by 6 leave their last channels without position. "
-                  "stride_scale (not in the paper) scales every stride, to fit a token budget.")
+    departures = (
+        "The tube kernels are untrained here (drawn from the seed), and the ViT's blocks were not trained "
+        "with them: counts, boxes, FLOPs and times are real, predictions are not. Positions use the true "
+        "box centre (kernel / 2); widths not divisible by 6 leave their last channels without position. "
+        "stride_scale (not in the paper) scales every stride, to fit a token budget."
+    )
     params = (
-        Param("tubes", format_tubes(DEFAULT_TUBES), f"The tubes, one per line: {TUBE_FORMAT}. Kernel, stride and "
-                                                    "offset are (frames, px, px). Default: the paper's four."),
-        Param("stride_scale", 1.0, "Multiplies every stride (rounded, at least 1): more or fewer tokens.",
-              low=0.25, high=4.0, step=0.05),
+        Param(
+            "tubes",
+            format_tubes(DEFAULT_TUBES),
+            f"The tubes, one per line: {TUBE_FORMAT}. Kernel, stride and "
+            "offset are (frames, px, px). Default: the paper's four.",
+        ),
+        Param(
+            "stride_scale",
+            1.0,
+            "Multiplies every stride (rounded, at least 1): more or fewer tokens.",
+            low=0.25,
+            high=4.0,
+            step=0.05,
+        ),
         Param("seed", 0, "Seed of the untrained tube kernels.", low=0, high=2**31 - 1, step=1),
         BUDGET,
     )
-    token_values = {"tube": ValueInfo("tube", "Which tube made the token: 0 for the first line of the tubes table, 1 for "
-                                        "the second, and so on.", "count")}
+    token_values = {
+        "tube": ValueInfo(
+            "tube",
+            "Which tube made the token: 0 for the first line of the tubes table, 1 for the second, and so on.",
+            "count",
+        )
+    }
     budget_knob = "stride_scale"
 
     def __init__(self, **values: Any):
@@ -53,7 +74,8 @@ class SparseTubes(TokenizerReducer):
             raise ParameterError(f"tubes: {error}") from None
         scale = self.values["stride_scale"]
         self.tubes: tuple[Tube, ...] = tuple(
-            replace(t, stride=tuple(max(1, round(s * scale)) for s in t.stride)) for t in tubes)
+            replace(t, stride=tuple(max(1, round(s * scale)) for s in t.stride)) for t in tubes
+        )
         self._tokenizer: TubeTokenizer | None = None
 
     def boxes(self, size: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -15,6 +15,7 @@ in the sequence, which merging reorders:
 
 Every strategy takes ceil(N / gamma) targets, so token counts depend on N alone.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,10 +24,10 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import nn
 
-from ..merge import match_to_targets
-from ..motion import SOURCES, cell_motion
 from explorer.trace import ValueInfo
 
+from ..merge import match_to_targets
+from ..motion import SOURCES, cell_motion
 from .base import BUDGET, BlockContext, InModelReducer, Param, Reduction
 
 TARGETS = ("naive", "region", "boundary", "motion", "learnable")
@@ -45,7 +46,7 @@ class VTMSaliency(nn.Module):
     def __init__(self, depth: int, head_dim: int, seed: int = 0):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
-        self.u = nn.Parameter(torch.randn(depth, head_dim, generator=generator) / head_dim ** 0.5)
+        self.u = nn.Parameter(torch.randn(depth, head_dim, generator=generator) / head_dim**0.5)
 
     def forward(self, keys: torch.Tensor, block: int) -> torch.Tensor:
         """(B, N, head_dim) keys -> (B, N) saliency in [-1, 1]."""
@@ -127,36 +128,70 @@ class VTM(InModelReducer):
         "weighs each token by the input tokens it stands for (as ToMe does for MAE models)."
     )
     params = (
-        Param("targets", "motion", "How target tokens are chosen: naive (every gamma-th), region (denser in the "
-                                   "centre), boundary (denser at the border), motion (drawn by motion), learnable "
-                                   "(drawn by saliency tanh(K u); u trained with the demo model, else seeded).", choices=TARGETS),
+        Param(
+            "targets",
+            "motion",
+            "How target tokens are chosen: naive (every gamma-th), region (denser in the "
+            "centre), boundary (denser at the border), motion (drawn by motion), learnable "
+            "(drawn by saliency tanh(K u); u trained with the demo model, else seeded).",
+            choices=TARGETS,
+        ),
         Param("gamma", 6, "One token in gamma is a target (ceil(N / gamma) targets).", low=2, high=256, step=1),
-        Param("merge_fraction", 0.8, "Share of the non-target tokens merged into a target at a merging block.",
-              low=0.0, high=1.0, step=0.05),
+        Param(
+            "merge_fraction",
+            0.8,
+            "Share of the non-target tokens merged into a target at a merging block.",
+            low=0.0,
+            high=1.0,
+            step=0.05,
+        ),
         Param("merge_blocks", 2, "How many blocks merge, spread evenly over the depth.", low=0, high=11, step=1),
-        Param("motion_source", "flow", "Motion targets: Farneback optical flow or frame difference, stand-ins for "
-                                       "the codec motion vectors the paper reads.", choices=SOURCES),
-        Param("temperature", 0.5, "Motion targets: probability softmax(motion / temperature), motion in pixels per "
-                                  "frame (flow) or grey levels (difference).", low=0.01, high=100.0, step=0.01),
-        Param("seed", 0, "Seed of the drawn targets and of the untrained u: the same seed merges the same way.",
-              low=0, high=2**31 - 1, step=1),
+        Param(
+            "motion_source",
+            "flow",
+            "Motion targets: Farneback optical flow or frame difference, stand-ins for "
+            "the codec motion vectors the paper reads.",
+            choices=SOURCES,
+        ),
+        Param(
+            "temperature",
+            0.5,
+            "Motion targets: probability softmax(motion / temperature), motion in pixels per "
+            "frame (flow) or grey levels (difference).",
+            low=0.01,
+            high=100.0,
+            step=0.01,
+        ),
+        Param(
+            "seed",
+            0,
+            "Seed of the drawn targets and of the untrained u: the same seed merges the same way.",
+            low=0,
+            high=2**31 - 1,
+            step=1,
+        ),
         BUDGET,
     )
     token_values = {
         "vtm_saliency": ValueInfo(
-            "VTM saliency", "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
+            "VTM saliency",
+            "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
             "targets are drawn with probability softmax(saliency). Here u is untrained (random from the seed) unless a "
             "trained one is given, so the map shows what the mechanism does, not what it learns. Shown on the tokens "
-            "entering each merging block.", "heat"
+            "entering each merging block.",
+            "heat",
         ),
         "vtm_target": ValueInfo(
-            "VTM targets", "1 where the token was chosen as a target at a merging block (it keeps its own detail and "
+            "VTM targets",
+            "1 where the token was chosen as a target at a merging block (it keeps its own detail and "
             "others merge into it), 0 where it was a source. Shown on the tokens entering each merging block.",
-            "heat"
+            "heat",
         ),
         "motion": ValueInfo(
-            "motion", "How much the content at the token's cell moves, measured from the pixels (optical flow in "
-            "pixels per frame, or frame difference in grey levels); 0 is still. VTM draws its targets by it.", "heat"
+            "motion",
+            "How much the content at the token's cell moves, measured from the pixels (optical flow in "
+            "pixels per frame, or frame difference in grey levels); 0 is still. VTM draws its targets by it.",
+            "heat",
         ),
     }
     budget_knob: ClassVar[str] = "merge_fraction"
@@ -182,7 +217,7 @@ class VTM(InModelReducer):
             motion = cell_motion(video, grid, tubelet, patch, self.values["motion_source"])
             self._motion = torch.from_numpy(motion).reshape(1, -1).to(video.device)
 
-    def batched(self, prepared: Sequence[InModelReducer]) -> "VTM":
+    def batched(self, prepared: Sequence[InModelReducer]) -> VTM:
         """One reducer for a batch of clips prepared one by one: their motions stacked, one row per clip."""
         batch = type(self)(**self.values)
         batch.saliency = self.saliency
@@ -217,15 +252,16 @@ class VTM(InModelReducer):
         reduction = match_to_targets(ctx.metric(), is_target, r, mode="mean", n_targets=count) if r > 0 else None
         return reduction, values
 
-    def _choose(self, ctx: BlockContext, cells: torch.Tensor, order: torch.Tensor,
-                count: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _choose(
+        self, ctx: BlockContext, cells: torch.Tensor, order: torch.Tensor, count: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(B, N) bool targets in cell order (cells: (B, N) ascending), and values in sequence order."""
         kind = self.values["targets"]
         B, N = cells.shape
         chosen = torch.zeros(B, N, dtype=torch.bool, device=cells.device)
         values: dict[str, torch.Tensor] = {}
         if kind == "naive":
-            chosen[:, ::self.values["gamma"]] = True
+            chosen[:, :: self.values["gamma"]] = True
             return chosen, values
         if kind in ("region", "boundary"):
             return self._by_region(cells, ctx.grid, count, centre_denser=kind == "region"), values
@@ -261,8 +297,9 @@ class VTM(InModelReducer):
         if self.saliency is None:
             return VTMSaliency(depth, head_dim, self.values["seed"]).eval()
         if tuple(self.saliency.u.shape) != (depth, head_dim):
-            raise ValueError(f"VTM saliency has u of shape {tuple(self.saliency.u.shape)}, "
-                             f"the model needs ({depth}, {head_dim})")
+            raise ValueError(
+                f"VTM saliency has u of shape {tuple(self.saliency.u.shape)}, the model needs ({depth}, {head_dim})"
+            )
         return self.saliency
 
     def token_counts(self, tokens: int, grid: tuple[int, int, int], depth: int) -> list[int]:
