@@ -9,12 +9,79 @@ Python API (the app and the CLI use the same calls):
     trace.tokens_per_layer, trace.owner, trace.values["run_length"], trace.top_k(5)
     merged = analyze(clip, model, make_reducer("tome", budget=0.5), saliency=SaliencySpec("max"))
     trace.save("out/")            # summary.json + trace.npz; Trace.load("out/") reads them back
+    trace.show(clip)              # in a notebook: the overlay, the tokens per layer and a summary
+
+The names are imported when first used (PEP 562), so `from explorer.trace import Trace` needs
+numpy alone: a saved trace loads in a notebook without torch, timm, PyAV or Streamlit.
 """
-from explorer.models.reducers import REDUCERS, make_reducer
 
-from .analyze import ModelSpec, analyze, build_model
-from .saliency import SaliencySpec
-from .trace import Trace
-from .video import Clip, load_clip
+from __future__ import annotations
 
-__all__ = ["REDUCERS", "Clip", "ModelSpec", "SaliencySpec", "Trace", "analyze", "build_model", "load_clip", "make_reducer"]
+import importlib
+import importlib.util
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from explorer.models.reducers import REDUCERS, make_reducer
+
+    from .analyze import ModelSpec, analyze, build_model
+    from .saliency import SaliencySpec
+    from .trace import Trace
+    from .video import Clip, load_clip
+
+_SOURCES = {  # public name -> the module that defines it
+    "REDUCERS": "explorer.models.reducers",
+    "make_reducer": "explorer.models.reducers",
+    "ModelSpec": "explorer.analyze",
+    "analyze": "explorer.analyze",
+    "build_model": "explorer.analyze",
+    "SaliencySpec": "explorer.saliency",
+    "Trace": "explorer.trace",
+    "Clip": "explorer.video",
+    "load_clip": "explorer.video",
+}
+
+__all__ = [
+    "REDUCERS",
+    "Clip",
+    "ModelSpec",
+    "SaliencySpec",
+    "Trace",
+    "analyze",
+    "build_model",
+    "load_clip",
+    "make_reducer",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use; else a submodule (explorer.video, ...)."""
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name]), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names and the submodules imported so far, not this file's helpers."""
+    package = f"{__name__}."
+    submodules = {name for name, value in globals().items() if getattr(value, "__name__", "").startswith(package)}
+    return sorted(set(__all__) | submodules)
+
+
+class _Package(ModuleType):
+    """explorer.analyze is the function, as when the package imported it eagerly: importing the submodule
+    explorer.analyze binds the module to that name on the package, so the binding is redirected to the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "analyze" and isinstance(value, ModuleType) and value.__name__ == f"{self.__name__}.analyze":
+            value = value.analyze
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
