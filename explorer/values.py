@@ -50,9 +50,9 @@ VALUES: dict[str, ValueInfo] = {
 def describe(name: str, integer: bool = False, trace: Trace | None = None) -> ValueInfo:
     """What the value means: as the trace says (its reducer declared it), else the generic table's entry, else a
     generic one: unknown integers are counts, anything else is heat."""
-    declared = trace.meta.get("values", {}).get(name) if trace is not None else None
-    if isinstance(declared, dict) and set(declared) == {"label", "explanation", "kind"}:
-        return ValueInfo(**declared)
+    declared = trace.value_info(name) if trace is not None else None
+    if declared is not None:
+        return declared
     if name in VALUES:
         return VALUES[name]
     label = name.replace("_", " ")

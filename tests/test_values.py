@@ -50,3 +50,12 @@ def test_token_sizes_count_cells_and_shares_tokens_notices_a_merge():
     trace = trace_with({}, merged)
     assert values.token_sizes(trace, 1).tolist() == [2, 1]
     assert values.shares_tokens(trace)
+
+
+def test_a_value_is_described_as_its_trace_says_before_the_generic_table():
+    trace = trace_with({"evit_attention": [np.ones(4), np.ones(4)]})
+    assert values.describe("evit_attention", trace=trace).label == "evit attention"  # nothing declared: generic
+    trace.meta["values"] = {"evit_attention": {"label": "EViT attention", "explanation": "Declared.", "kind": "heat"}}
+    assert values.describe("evit_attention", trace=trace).label == "EViT attention"
+    trace.meta["values"]["evit_attention"]["kind"] = "count"
+    assert values.kind(trace, "evit_attention") == "count"  # the declaration, not the float dtype, decides
