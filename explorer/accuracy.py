@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.models import engine
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
 from explorer.models.video_vit import VideoViT, normalize_video
 
-from .analyze import fit_reducer, model_flops
+from .analyze import model_flops
+from .forward import reduced_forward
 from .runtime import autocast, memory_guard, resolve_device, resolve_precision, synchronize
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
@@ -60,14 +60,17 @@ class Row:
     knob: str  # the knob and its mean fitted value
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """'vtm:targets=learnable,gamma=4' -> ('vtm', {'targets': 'learnable', 'gamma': '4'})."""
+def parse_spec(spec: str, budgeted: bool = True) -> tuple[str, dict[str, str]]:
+    """'vtm:targets=learnable,gamma=4' -> ('vtm', {'targets': 'learnable', 'gamma': '4'}).
+
+    The reducer must run on the model's own tubelets and, when `budgeted`, have a budget knob.
+    """
     name, _, rest = spec.partition(":")
     settings = parse_settings(filter(None, rest.split(",")), where=f"reducer {spec!r}")
     if name not in REDUCERS:
         raise ParameterError(f"unknown reducer {name!r} (choose from: {', '.join(REDUCERS)})")
     cls = REDUCERS[name]
-    if not cls.runs_on_tubelets or cls.budget_knob is None:
+    if not cls.runs_on_tubelets or (budgeted and cls.budget_knob is None):
         raise ParameterError(
             f"{name!r} cannot be evaluated here: its tokens need a network trained for them "
             "(the demo model was trained on tubelets), or it has no token budget"
@@ -176,23 +179,16 @@ def _evaluate_one(
     settings: dict[str, str],
     budget: float,
 ) -> Row:
-    cfg = model.cfg
     device = next(model.parameters()).device
     predictions, first, average, gflops, ms, knobs = [], [], [], [], [], []
     for frames in clips:
-        video = normalize_video(frames).to(device)
-        reducer, _ = fit_reducer(make_reducer(name, **settings, budget=budget), video, model)
-        counts = reducer.layer_tokens(video, cfg.grid, cfg.tubelet, cfg.patch, cfg.depth)
-        selection = engine.prepare(reducer, video, model)
-        synchronize(device)
-        begin = time.perf_counter()
-        logits, _ = engine.run_clip(model, video[None], selection, reducer)
-        predictions.append(int(logits.argmax()))
-        ms.append((time.perf_counter() - begin) * 1e3)
-        first.append(counts[0])
-        average.append(np.mean(counts))
-        gflops.append(model_flops(cfg, counts, mlp_tokens=reducer.mlp_tokens(counts)).sum() / 1e9)
-        knobs.append(reducer.values[reducer.budget_knob])
+        run = reduced_forward(model, normalize_video(frames).to(device), make_reducer(name, **settings, budget=budget))
+        predictions.append(int(run.logits.argmax()))
+        ms.append(run.ms)
+        first.append(run.tokens_per_layer[0])
+        average.append(np.mean(run.tokens_per_layer))
+        gflops.append(run.gflops)
+        knobs.append(run.knob_value)
     predicted = np.array(predictions)
     knob = f"{REDUCERS[name].budget_knob}={np.mean(knobs):.3g}"
     return Row(
