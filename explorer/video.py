@@ -12,7 +12,7 @@ import io
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -82,7 +82,7 @@ def load_clip(
     `source` is a path or the raw bytes of an uploaded file. Raises VideoError with a
     one-line message when the video or the parameters cannot be used.
     """
-    _check_params(frames, stride, start, size, max_seconds)
+    check_params(frames, stride, size, start, max_seconds)
     deadline = time.monotonic() + max_seconds
     file, display, head = _source(source, name)
     with _open(file, display, head) as container:
@@ -90,23 +90,70 @@ def load_clip(
         reader = _Reader(container, stream, display, size, deadline)
         if not math.isnan(reader.duration) and start >= reader.duration:
             raise _past_end(display, start, reader.duration)
-        picked, times = reader.sample(frames, stride, start)
-
-    padded = frames - len(picked)
-    picked += [picked[-1]] * padded
-    times += [times[-1]] * padded
-    return Clip(
-        frames=np.stack(picked),
-        fps=reader.fps,
-        times=np.asarray(times, dtype=np.float64),
-        source=display,
-        source_size=reader.source_size,
-        duration=reader.duration,
-        padded=padded,
-    )
+        return reader.clip(frames, stride, start)
 
 
-def _check_params(frames: int, stride: int, start: float, size: int, max_seconds: float) -> None:
+def load_windows(
+    source: str | os.PathLike,
+    starts: Sequence[float],
+    *,
+    frames: int = 16,
+    stride: int = 4,
+    size: int = 224,
+    max_seconds: float = 60.0,
+) -> Iterator[Clip | VideoError]:
+    """One clip per start time, as load_clip would give it, from one open file: a window that begins
+    shortly after the last one ends is decoded on from there instead of seeking back to a keyframe.
+
+    A window that cannot be read is yielded as its VideoError and the next one is tried; a file that
+    cannot be opened raises it.
+    """
+    check_params(frames, stride, size, min(starts, default=0.0), max_seconds)
+    file, display, head = _source(source, None)
+    with _open(file, display, head) as container:
+        reader = _Reader(container, _video_stream(container, display), display, size, math.inf)
+        for start in starts:
+            reader.deadline = time.monotonic() + max_seconds
+            try:
+                if not math.isnan(reader.duration) and start >= reader.duration:
+                    raise _past_end(display, start, reader.duration)
+                yield reader.clip(frames, stride, start)
+            except VideoError as error:
+                reader.restart()
+                yield error
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a video's header says, read without decoding."""
+
+    duration: float  # seconds; from the packets' timestamps when the header has none
+    fps: float
+
+
+def probe(source: str | os.PathLike) -> Probe:
+    """The duration and frame rate of a video file; VideoError when it cannot be used."""
+    file, display, head = _source(source, None)
+    with _open(file, display, head) as container:
+        stream = _video_stream(container, display)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width and height and min(width, height) < PATCH:
+            raise _too_small(display, width, height)
+        fps, time_base = _rate(stream), stream.time_base or Fraction(1, 90000)
+        duration = _duration(container, stream, time_base)
+        if math.isnan(duration):  # no duration in the header: the last packet's end, found without decoding
+            origin = float(stream.start_time * time_base) if stream.start_time else 0.0
+            ends = [
+                float((packet.pts + (packet.duration or 0)) * time_base) - origin
+                for packet in container.demux(stream)
+                if packet.pts is not None
+            ]
+            duration = max(ends) if ends else math.nan
+        return Probe(duration=duration, fps=fps)
+
+
+def check_params(frames: int, stride: int, size: int, start: float = 0.0, max_seconds: float = 60.0) -> None:
+    """Raise VideoError naming the first sampling setting that cannot be used."""
     if not 1 <= frames <= MAX_FRAMES:
         raise VideoError(f"Frames must be between 1 and {MAX_FRAMES}, got {frames}.")
     if stride < 1:
@@ -240,6 +287,27 @@ class _Reader:
         self.last_time = -math.inf  # time of the last decoded frame
         self.key_time = -math.inf  # time of the last decoded keyframe
         self.gop = 0.0  # longest keyframe interval seen so far
+        self.playing: Iterator[tuple[float, av.VideoFrame]] | None = None  # the frames, where the last sample left them
+
+    def clip(self, count: int, stride: int, start: float) -> Clip:
+        """`count` frames from `start` on, the last repeated when the video ends early."""
+        picked, times = self.sample(count, stride, start)
+        padded = count - len(picked)
+        picked += [picked[-1]] * padded
+        times += [times[-1]] * padded
+        return Clip(
+            frames=np.stack(picked),
+            fps=self.fps,
+            times=np.asarray(times, dtype=np.float64),
+            source=self.display,
+            source_size=self.source_size,
+            duration=self.duration,
+            padded=padded,
+        )
+
+    def restart(self) -> None:
+        """Forget where decoding is: the next sample seeks afresh."""
+        self.playing = None
 
     def sample(self, count: int, stride: int, start: float) -> tuple[list[np.ndarray], list[float]]:
         """Pick the first frame at or after each target time (half a frame of tolerance).
@@ -253,7 +321,10 @@ class _Reader:
         picked: list[np.ndarray] = []
         times: list[float] = []
         target = start
-        for t, frame in self._frames(start):
+        ahead = start - tol - self.last_time  # how far the wanted start is past the last frame decoded
+        if self.playing is None or not 0 < ahead <= max(SEEK_GAP, self.gop):
+            self.playing = self._frames(start)
+        for t, frame in self.playing:
             if t < target - tol:
                 continue
             image = self._to_rgb(frame, first=not picked)
