@@ -1,5 +1,5 @@
-"""Command line: python -m explorer (or token-explorer, installed) analyze | bench | train | accuracy | download |
-reducers | samples | app."""
+"""Command line: python -m explorer (or token-explorer, installed) analyze | bench | train | accuracy | scan |
+download | reducers | samples | app."""
 
 from __future__ import annotations
 
@@ -168,6 +168,37 @@ def run_accuracy(args: argparse.Namespace) -> None:
     paths = accuracy.write(result, args.out, args.name, html=args.html)
     print(accuracy.format_table(result))
     print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+def run_scan(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from .scan import ScanSettings, scan
+
+    settings = ScanSettings(
+        model=ModelSpec(size=args.model, weights=args.weights),
+        reducers=tuple(args.reducers),
+        budgets=tuple(args.budgets) if args.budgets else None,
+        frames=args.frames,
+        stride=args.stride,
+        size=args.size,
+        hop=args.hop,
+        windows=args.windows,
+        device=args.device,
+        precision=args.precision,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+    )
+    with tqdm(desc="windows", unit="window", disable=args.quiet, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = scan([resolve_video(path) for path in args.paths], args.out, settings, progress)
+    print((result.folder / "summary.md").read_text())
+    print(f"wrote {result.folder}: windows.parquet, errors.parquet, summary.json, summary.md, report.html")
 
 
 def run_download(args: argparse.Namespace) -> None:
@@ -345,6 +376,43 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
         help="also write the chart as HTML (about 5 MB: plotly.js is inside, so it opens offline)",
     )
     c.set_defaults(run=run_accuracy)
+    n = commands.add_parser(
+        "scan", help="every window of long videos or datasets through dense and each reducer; tables and a report"
+    )
+    n.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a video, a folder of videos, a folder of class folders (the folder name is the label), "
+        "a CSV of path,label rows, or sample:NAME",
+    )
+    n.add_argument("--out", required=True, help="folder for the tables and report; a rerun goes on where it stopped")
+    n.add_argument("--model", default=DEMO, choices=[DEMO, *SIZES], help="as in analyze")
+    n.add_argument("--weights", help="as in analyze: a checkpoint file or Hugging Face folder")
+    n.add_argument(
+        "--reducers",
+        nargs="+",
+        default=list(DEFAULT_REDUCERS),
+        help="reducers, optionally with settings (vtm:targets=learnable,gamma=4); dense always runs",
+    )
+    n.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        help="token budgets (average tokens per layer / dense); without: each reducer at its own settings",
+    )
+    n.add_argument("--frames", type=int, help="frames per window (default: what the model was made for)")
+    n.add_argument("--stride", type=int, default=4, help="take every S-th source frame")
+    n.add_argument("--size", type=int, help="as in analyze (default: the model's input size)")
+    n.add_argument("--hop", type=float, help="seconds from one window's start to the next (default: back to back)")
+    n.add_argument("--windows", type=int, help="at most N windows per video (default: all)")
+    n.add_argument("--engine", default="local", choices=["local", "ray"], help="local (default) or ray")
+    n.add_argument("--address", help="a Ray cluster's address (default: start Ray on this machine)")
+    n.add_argument("--workers", type=int, default=1, help="model replicas (Ray actors; a GPU each where there are)")
+    n.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    n.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    n.add_argument("--quiet", action="store_true", help="no progress bar")
+    n.set_defaults(run=run_scan)
     d = commands.add_parser("download", help="fetch VideoMAE weights from the Hugging Face hub (needs internet)")
     d.add_argument("repo", help="e.g. MCG-NJU/videomae-base-finetuned-kinetics")
     d.add_argument("--dest", default="weights", help="folder to put config.json and model.safetensors in")

@@ -46,6 +46,11 @@ def test_dev_extra_is_requirements_dev_txt():
     assert pyproject()["project"]["optional-dependencies"]["dev"] == dev
 
 
+def test_ray_extra_is_requirements_ray_txt():
+    assert "-r requirements-ray.txt" in (ROOT / "requirements-dev.txt").read_text()  # the tests run scans on Ray
+    assert pyproject()["project"]["optional-dependencies"]["ray"] == requirements(ROOT / "requirements-ray.txt")
+
+
 def test_app_flags_are_the_streamlit_config():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     flat = {
