@@ -11,6 +11,10 @@ Python API (the app and the CLI use the same calls):
     trace.save("out/")            # summary.json + trace.npz; Trace.load("out/") reads them back
     trace.show(clip)              # in a notebook: the overlay, the tokens per layer and a summary
 
+    from explorer.scan import scan, ScanSettings, load     # every window of long videos and datasets
+    result = scan(["videos/"], "out/scan", ScanSettings(reducers=("rlt", "tome"), budgets=(0.5,)))
+    result.windows, result.summary   # a pandas DataFrame (one row per window and reducer), a dict; load("out/scan")
+
 The names are imported when first used (PEP 562), so `from explorer.trace import Trace` needs
 numpy alone: a saved trace loads in a notebook without torch, timm, PyAV or Streamlit.
 """
