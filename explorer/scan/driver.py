@@ -13,7 +13,7 @@ from explorer.runtime import resolve_device, resolve_precision
 from explorer.video import VideoError, check_params
 
 from . import local, summary
-from .compute import Key, WindowRunner
+from .compute import WindowRunner
 from .inputs import Item, expand, match_labels
 from .journal import Journal
 from .settings import ScanSettings
@@ -121,13 +121,6 @@ def _tasks(items: list[Item], settings: ScanSettings, log: Journal) -> tuple[lis
 
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         plans = list(pool.map(windows, items))
-    have: dict[tuple[str, int], set[Key]] = {}
-    dense: dict[tuple[str, int], int] = {}
-    for row in log.rows:
-        key = (row["video"], row["window"])
-        have.setdefault(key, set()).add((row["reducer"], row["budget"]))
-        if row["reducer"] == "none":
-            dense[key] = row["top1_index"]
     wanted = settings.specs()
     tasks, failed = [], []
     for item, planned in zip(items, plans, strict=True):
@@ -136,7 +129,7 @@ def _tasks(items: list[Item], settings: ScanSettings, log: Journal) -> tuple[lis
             continue
         for window in planned:
             key = (window.video, window.index)
-            missing = tuple(k for k in wanted if k not in have.get(key, ()))
+            missing = tuple(k for k in wanted if k not in log.done.get(key, ()))
             if missing:
-                tasks.append(Task(window, missing, dense.get(key)))
+                tasks.append(Task(window, missing, log.dense_top1.get(key)))
     return tasks, failed

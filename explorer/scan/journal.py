@@ -21,22 +21,26 @@ KEYED = ("model", "frames", "stride", "size", "hop", "precision")  # the setting
 
 
 class Journal:
-    """Appends to DIR/journal.jsonl; `rows` and `errors` hold what it already had when opened."""
+    """Appends to DIR/journal.jsonl. `done` holds, per (video, window) already in it, the (reducer, budget) rows it
+    has, and `dense_top1` the dense prediction: what a rerun needs to skip, without holding the rows."""
 
     def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
         self.path = folder / NAME
-        self.rows: list[dict] = []
-        self.errors: list[dict] = []
+        self.done: dict[tuple[str, int], set[tuple[str, float | None]]] = {}
+        self.dense_top1: dict[tuple[str, int], int] = {}
         folder.mkdir(parents=True, exist_ok=True)
-        found = _recover(self.path)
-        for entry in found:
-            if entry["kind"] == "rows":
-                self.rows.extend(entry["rows"])
-            elif entry["kind"] == "error":
-                self.errors.append(entry)
-        header = next((e for e in found if e["kind"] == "settings"), None)
+        _cut_partial_line(self.path)
+        header = None
+        for entry in _entries(self.path):
+            if entry["kind"] == "settings":
+                header = entry["settings"]
+            for row in entry.get("rows", ()):
+                key = (row["video"], row["window"])
+                self.done.setdefault(key, set()).add((row["reducer"], row["budget"]))
+                if row["reducer"] == "none":
+                    self.dense_top1[key] = row["top1_index"]
         if header is not None:
-            _check_same(folder, header["settings"], settings)
+            _check_same(folder, header, settings)
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
         if header is None:
             self._write({"kind": "settings", "settings": settings})
@@ -69,17 +73,16 @@ def read(folder: Path) -> tuple[dict | None, list[dict], list[dict]]:
     return header, rows, [e for e in entries if e["kind"] == "error"]
 
 
-def _recover(path: Path) -> list[dict]:
-    """The journal's entries; a last line cut short by a kill is cut off, so that appending goes on cleanly."""
+def _cut_partial_line(path: Path) -> None:
+    """Cut off a last line left short by a kill, so that appending goes on cleanly."""
     if not path.exists():
-        return []
+        return
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with path.open("r+b") as file:
             file.truncate(end)
             os.fsync(file.fileno())
-    return list(_entries(path))
 
 
 def _entries(path: Path) -> Iterator[dict]:
