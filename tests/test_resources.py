@@ -99,10 +99,11 @@ def test_out_of_memory_in_bench_is_one_message(monkeypatch):
 
 def test_out_of_memory_in_accuracy_is_one_message_and_the_model_stays_where_it_was(monkeypatch):
     from explorer import accuracy
+    from explorer.models import engine
     from explorer.synthetic import FRAMES, LABELS, SIZE
 
     model = VideoViT(replace(TINY, num_frames=FRAMES, img_size=SIZE, num_classes=len(LABELS))).eval()
-    monkeypatch.setattr(accuracy.engine, "run_clip", _gpu_out_of_memory)
+    monkeypatch.setattr(engine, "run_clip", _gpu_out_of_memory)
     with pytest.raises(ParameterError, match="out of memory on the CPU for 2 held-out clips"):
         accuracy.evaluate(model, list(LABELS), clips=2, reducers=("rlt",), budgets=(0.5,), device="cpu")
     assert next(model.parameters()).device.type == "cpu"
