@@ -24,6 +24,7 @@ SAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "samples"
 SAMPLES: dict[str, str] = {
     "Still and moving (generated)": "still_and_moving.mp4",
     "Big Buck Bunny (CC BY 3.0, Blender Foundation)": "bigbuckbunny.mp4",
+    "Long: still, moving, panning (generated, 64 s)": "long_still_moving_pan.mp4",
 }
 
 PATCH = 16  # side of one token patch in pixels
