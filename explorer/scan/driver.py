@@ -16,6 +16,7 @@ from . import local, summary
 from .compute import WindowRunner
 from .inputs import Item, expand, match_labels
 from .journal import Journal
+from .report import write_report
 from .settings import ScanSettings
 from .tasks import Outcome, Task
 from .windows import Window, plan
@@ -100,10 +101,6 @@ def scan(
         },
     }
     result = summary.write(folder, [spec for spec, _ in settings.specs()], extra)
-    try:
-        from .report import write_report
-    except ImportError:  # TEMP until report lands
-        return result
     write_report(result)
     return result
 
