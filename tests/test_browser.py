@@ -9,13 +9,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
 
 from explorer.models.reducers import REDUCERS
+from explorer.video import SAMPLES, sample_path
 from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, configure_small_run, find_chromium
 from tests.conftest import write_video
+from tests.test_scan_views import LONG, make_windows, write_scan
 
 pytestmark = pytest.mark.browser
 
@@ -224,3 +227,59 @@ def test_two_sessions_keep_their_own_state(open_app):
     expect(a.main.get_by_text(tome, exact=True)).to_be_visible()
     expect(b.widget("reducer").get_by_role("combobox")).to_have_value(sta)
     assert "tokens at layer 12." in b.image_caption()
+
+
+def test_the_scan_page_shows_a_scan_folder_and_opens_a_window_in_the_explorer(browser, server, tmp_path):
+    video = str(sample_path(next(iter(SAMPLES))))
+    folder = write_scan(tmp_path / "scan", make_windows().replace({"video": {LONG: video}}))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    app = App(context.new_page())
+    start = server.log_size()
+    try:
+        app.page.goto(f"{server.url}/scan?{urlencode({'folder': str(folder)})}")
+        expect(app.page.get_by_role("heading", name="Scan: long videos and datasets")).to_be_visible()
+        charts = app.main.locator('[data-testid="stPlotlyChart"]')
+        expect(charts).to_have_count(3)  # accuracy against tokens, kept tokens, the video along time
+        app.wait_idle()
+        for i in range(3):
+            charts.nth(i).scroll_into_view_if_needed()
+            expect(charts.nth(i).locator("g.trace").first).to_be_attached()
+        assert app.main.locator('[data-testid="stDataFrame"]').count() >= 4  # summary, classes, changed, window
+        app.assert_clean("on the scan page")
+        assert not app.error_messages()
+        link = app.main.locator('[data-testid="stLinkButton"] a').first
+        expect(link).to_contain_text("Open window 0")
+        href = link.evaluate("a => a.href")  # resolved against /scan: the explorer's page at the root
+        assert href.startswith(f"{server.url}/?source=Local+path&path="), href
+        app.page.goto(href)
+        expect(app.widget("path").locator("input")).to_have_value(video)
+        expect(app.widget("reducer").get_by_role("combobox")).to_have_value(RLT)
+        app.assert_image_drawn("in the explorer opened from the scan")
+        app.wait_idle()
+        app.assert_clean("in the explorer opened from the scan")
+        assert not app.error_messages()
+        # The link opened a new session. Through the navigation to Scan and back: each page keeps its settings.
+        nav = app.page.locator('[data-testid="stSidebarNav"]')
+        nav.get_by_role("link", name="Scan").click()
+        field = app.widget("scan_folder").locator("input")
+        expect(field).to_have_value("")
+        app.wait_idle()
+        field.fill(str(folder))
+        field.press("Enter")
+        expect(charts).to_have_count(3)
+        app.wait_idle()
+        nav.get_by_role("link", name="Explorer").click()
+        expect(app.widget("path").locator("input")).to_have_value(video)
+        expect(app.widget("reducer").get_by_role("combobox")).to_have_value(RLT)
+        app.assert_image_drawn("back in the explorer")
+        app.wait_idle()
+        nav.get_by_role("link", name="Scan").click()
+        expect(field).to_have_value(str(folder))
+        expect(charts).to_have_count(3)
+        app.wait_idle()
+        app.assert_clean("back on the scan page")
+    finally:
+        print("--- browser console ---\n" + "\n".join(app.console[-50:]))
+        print("--- streamlit log during the test ---\n" + server.log(start)[-20_000:])
+        context.close()

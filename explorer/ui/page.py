@@ -1,10 +1,14 @@
 """Token Reduction Explorer: see what token reduction does inside a video transformer.
 
-The app's page, inside the package so that an installed copy can serve it: `streamlit run app.py` in the
+The app's entry point, inside the package so that an installed copy can serve it: `streamlit run app.py` in the
 repository runs it, and so does `token-explorer app` (`python -m explorer app`) where the package is installed.
+Two pages: the explorer (this file's main(), the default page at "/", so links to a view keep working) and Scan
+(scan_page.py, at "/scan": the views of a scan of long videos or datasets).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -113,6 +117,27 @@ def main() -> None:
     widgets.share_link_view()
 
 
-main()
-# after main(), so that its early returns (no video, an error, a comparison) are in the link too
-widgets.publish_to_link()
+def explorer_page() -> None:
+    main()
+    # after main(), so that its early returns (no video, an error, a comparison) are in the link too
+    widgets.publish_to_link()
+
+
+def keep_explorer_settings() -> None:
+    """Write the explorer's settings back as state. Streamlit forgets a widget's value at the end of a run that
+    does not draw it (another page's), and a browser shows a widget's default unless its value was set in the
+    run that draws it: called on another page's runs and on the explorer's first run after them, the settings
+    are still there, and shown, when the explorer's page shows again."""
+    for key in widgets.WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+SHOWN = "_page_shown"  # session_state: the url_path of the page the last run showed
+EXPLORER = st.Page(explorer_page, title="Explorer", icon="🎞️", default=True)
+SCAN = st.Page(Path(__file__).with_name("scan_page.py"), title="Scan", icon="📊", url_path="scan")
+page = st.navigation([EXPLORER, SCAN])
+if page is not EXPLORER or st.session_state.get(SHOWN, EXPLORER.url_path) != EXPLORER.url_path:
+    keep_explorer_settings()
+st.session_state[SHOWN] = page.url_path
+page.run()
