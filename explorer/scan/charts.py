@@ -79,26 +79,44 @@ def with_dense(windows: pd.DataFrame) -> pd.DataFrame:
 
 def timeline(windows: pd.DataFrame, video: str) -> go.Figure:
     """One video along time: the kept fraction of each window (x: its start) for every run but dense, one line
-    each, a cross where the run's top-1 differs from dense's; below, dense's top-1 as a band coloured by class.
+    each (dotted: its mean tokens per layer, as a fraction of dense's), a cross where the run's top-1 differs
+    from dense's; below, dense's top-1 as a band coloured by class.
 
     Every point and band carries its window's index and its run's name as customdata[0] and [1]: the Scan page
     picks a window and run by them."""
     rows = labelled(windows[windows["video"] == video])
     dense = rows[rows["reducer"] == DENSE].sort_values("start_s")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.82, 0.18], vertical_spacing=0.04)
-    for name, run in rows[rows["reducer"] != DENSE].groupby("run", sort=False):
+    colors = qualitative.Plotly
+    for i, (name, run) in enumerate(rows[rows["reducer"] != DENSE].groupby("run", sort=False)):
         run = run.sort_values("start_s")
+        color = colors[i % len(colors)]
         fig.add_trace(
             go.Scatter(
                 x=run["start_s"],
                 y=100 * run["kept_fraction"],
                 name=name,
+                legendgroup=name,
                 mode="lines+markers",
+                line_color=color,
                 customdata=run[["window", "run", "top1", "top1_prob"]].assign(
                     avg=100 * run["avg_tokens"] / run["dense_tokens"]
                 ),
                 hovertemplate="window %{customdata[0]} at %{x:.1f} s: %{y:.0f}% kept, %{customdata[4]:.0f}% per layer"
                 "<br>top-1 %{customdata[2]} (%{customdata[3]:.0%})<extra>%{customdata[1]}</extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(  # merging reducers keep every token at block 1: their saving shows per layer
+            go.Scatter(
+                x=run["start_s"],
+                y=100 * run["avg_tokens"] / run["dense_tokens"],
+                name=f"{name}, mean per layer",
+                legendgroup=name,
+                mode="lines",
+                line=dict(color=color, dash="dot"),
+                hovertemplate="%{y:.0f}% of dense's tokens per layer<extra>" + name + "</extra>",
             ),
             row=1,
             col=1,
@@ -140,12 +158,12 @@ def timeline(windows: pd.DataFrame, video: str) -> go.Figure:
             row=2,
             col=1,
         )
-    fig.update_yaxes(title_text="kept (% of dense)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="tokens (% of dense)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(showticklabels=False, title_text="dense", row=2, col=1)
     fig.update_xaxes(title_text="window start (s)", row=2, col=1)
     fig.update_layout(
         **{**LAYOUT, "height": 420, "legend": dict(orientation="h", y=-0.2)},
-        title=f"Along {os.path.basename(video)}: tokens entering block 1, and the dense prediction",
+        title=f"Along {os.path.basename(video)}: tokens entering block 1 (dotted: per layer), dense's top-1",
         bargap=0,
     )
     return fig
