@@ -1,7 +1,7 @@
 # The two commands of the README. PYTHON picks the interpreter (a venv's, say).
 PYTHON ?= python3
 
-.PHONY: app test check lint dev browser bench
+.PHONY: app test check lint dev browser bench gpu-check
 
 app:  ## install what the app needs, then serve it on http://localhost:8501
 	$(PYTHON) -m pip install -q -r requirements.txt
@@ -34,3 +34,6 @@ browser:  ## make sure chromium is installed for the browser tests
 
 bench:  ## print measured decode, redraw and batch times (every reducer, ViT-small, batch 8) on the bundled sample
 	$(PYTHON) -m explorer bench --models small --batch 8
+
+gpu-check: dev  ## on a machine with a GPU: CUDA tests, every reducer at bf16/fp16, bench, accuracy, scan
+	PYTHONPATH=. $(PYTHON) benchmarks/gpu_check.py --out gpu_check

@@ -1,12 +1,14 @@
 """The GPU check a session runs in one go when a GPU is at hand (`make gpu-check`), printing one report.
 
-    python benchmarks/gpu_check.py --out gpu_check        # about 6 minutes on an H100/H200
+    PYTHONPATH=. python benchmarks/gpu_check.py --out gpu_check   # sized for 8 min on an H100/H200; never run on one
 
 1. the tests that have a CUDA variant (packed kernels, precision, host syncs);
 2. every reducer through analyze at bf16 and fp16 on the bundled sample (ViT-B, 16 x 224),
    with the host syncs torch.cuda.set_sync_debug_mode reports inside the timed forwards;
 3. bench: ViT-B, batch 32, 16 x 224, every reducer (measured / FLOP-ideal speedup);
-4. accuracy against budget on the demo model's held-out clips.
+4. accuracy against budget on the demo model's held-out clips;
+5. scan throughput on the bundled long sample (ViT-B, dense, RLT and ToMe): the local engine, and Ray with one
+   GPU actor where Ray is installed.
 
 Without a GPU, `--device cpu --quick` runs the same steps small, to check the script itself.
 """
@@ -14,11 +16,14 @@ Without a GPU, `--device cpu --quick` runs the same steps small, to check the sc
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,6 +34,7 @@ from explorer.analyze import ModelSpec, analyze, build_model
 from explorer.bench import bench
 from explorer.bench import format_table as bench_table
 from explorer.models.reducers import REDUCERS, make_reducer
+from explorer.scan import ScanSettings, scan
 from explorer.video import SAMPLES, load_clip, sample_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +91,27 @@ def every_reducer(device: str, size: str, frames: int, img: int) -> None:
             )
 
 
+def scan_throughput(device: str, size: str, windows: int, out: Path) -> None:
+    video = sample_path(next(name for name in SAMPLES if name.startswith("Long")))
+    section(f"scan: ViT-{size}, {windows} windows of the long sample, dense + rlt + tome")
+    settings = ScanSettings(model=ModelSpec(size=size), reducers=("rlt", "tome"), windows=windows, device=device)
+    engines = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])
+    figures = {}
+    for engine in engines:
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = scan([video], Path(tmp) / engine, replace(settings, engine=engine, workers=1)).summary
+        run = summary["run"]
+        figures[engine] = summary["windows_per_second"]
+        print(
+            f"{engine + ', 1 actor' * (engine == 'ray'):<14} {summary['windows_per_second']:8.2f} windows/s "
+            f"({summary['windows']} windows in {summary['seconds']:.1f} s, {run['device']}, {run['precision']})",
+            flush=True,
+        )
+    if "ray" not in engines:
+        print("(Ray is not installed: pip install -r requirements-ray.txt for its row)")
+    (out / "scan.json").write_text(json.dumps(figures, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -120,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     table = evaluate(model, report.labels, clips=clips, device=args.device)
     (out / "accuracy.json").write_text(json.dumps(table, indent=2))
     print(accuracy_table(table))
+    scan_throughput(args.device, size, 4 if args.quick else 24, out)
     print(f"\n(gpu check took {time.perf_counter() - began:.0f} s)")
     return 0
 
