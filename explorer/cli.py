@@ -190,13 +190,19 @@ def run_scan(args: argparse.Namespace) -> None:
         address=args.address,
         workers=args.workers,
     )
-    with tqdm(desc="windows", unit="window", disable=args.quiet, dynamic_ncols=True) as bar:
+    bars: list[tqdm] = []  # opened at the first progress report: a scan refused before it shows no bar
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="windows", unit="window", disable=args.quiet, dynamic_ncols=True))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
 
+    try:
         result = scan([resolve_video(path) for path in args.paths], args.out, settings, progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print((result.folder / "summary.md").read_text())
     print(f"wrote {result.folder}: windows.parquet, errors.parquet, summary.json, summary.md, report.html")
 

@@ -248,6 +248,24 @@ def test_bad_settings_get_one_line(argv, message, dataset, tmp_path, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_bad_inputs_and_outputs_get_one_line_and_no_progress_bar(dataset, tmp_path, capsys):
+    binary_csv = tmp_path / "list.csv"
+    binary_csv.write_bytes(b"path,label\n\x00\x01\x02")
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("not a folder")
+    video = str(dataset / "long.mp4")
+    cases = [
+        ([str(binary_csv), "--out", str(tmp_path / "a")], "list.csv: not a readable CSV of path,label rows"),
+        ([video, "--out", str(a_file)], "taken.txt is a file: give a folder"),
+        ([video, "--out", str(a_file / "sub")], "cannot write the scan to"),
+        ([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "b")], "not found:"),
+    ]
+    for argv, message in cases:
+        assert main(["scan", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "window/s" not in err, err
+
+
 def test_the_ray_engine_without_ray_says_how_to_install_it(dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
     with pytest.raises(ParameterError, match="requirements-ray.txt"):

@@ -72,7 +72,10 @@ def _csv(path: Path) -> Iterable[Item]:
     if path.stat().st_size > MAX_CSV_BYTES:
         raise ParameterError(f"{path.name}: over {MAX_CSV_BYTES >> 20} MB, too large for a list of videos")
     try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+        text = path.read_text(encoding="utf-8-sig")
+        if "\x00" in text:
+            raise csv.Error("it holds binary data")
+        rows = list(csv.reader(text.splitlines()))
     except (UnicodeDecodeError, csv.Error) as error:
         raise ParameterError(f"{path.name}: not a readable CSV of path,label rows ({error})") from None
     for number, row in enumerate(rows, 1):

@@ -28,7 +28,10 @@ class Journal:
         self.path = folder / NAME
         self.done: dict[tuple[str, int], set[tuple[str, float | None]]] = {}
         self.dense_top1: dict[tuple[str, int], int] = {}
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ParameterError(f"cannot write the scan to {folder}: {error.strerror or error}") from None
         _cut_partial_line(self.path)
         header = None
         for entry in _entries(self.path):
