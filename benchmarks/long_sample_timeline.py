@@ -11,26 +11,17 @@ a screenshot of its timeline chart.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 from pathlib import Path
 
 from explorer.scan import ScanSettings, charts, scan
 from explorer.video import SAMPLES, sample_path
-
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-def stretches() -> tuple[tuple[str, int, int], ...]:
-    spec = importlib.util.spec_from_file_location("make_samples", ROOT / "assets" / "make_samples.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.LONG_STRETCHES
+from tests.browser import CHROMIUM_ARGS, find_chromium
+from tests.test_video import load_make_samples
 
 
-def stretch_of(start: float, end: float) -> str:
-    inside = [kind for kind, a, b in stretches() if a <= start and end <= b]
+def stretch_of(start: float, end: float, stretches: tuple[tuple[str, int, int], ...]) -> str:
+    inside = [kind for kind, a, b in stretches if a <= start and end <= b]
     return inside[0] if inside else "across"
 
 
@@ -39,7 +30,7 @@ def screenshot(report: Path, png: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(report.as_uri())
         chart = page.locator(".plotly-graph-div", has_text="Along")
@@ -61,8 +52,9 @@ def main() -> None:
     print(f"{'window':>6} {'start-end s':>13} {'stretch':>8} {'RLT kept':>9}  dense top-1")
     dense = windows[windows["reducer"] == charts.DENSE].set_index("window")["top1"]
     by_stretch: dict[str, list[float]] = {}
+    stretches = load_make_samples().LONG_STRETCHES
     for row in rlt.itertuples():
-        kind = stretch_of(row.start_s, row.end_s)
+        kind = stretch_of(row.start_s, row.end_s, stretches)
         by_stretch.setdefault(kind, []).append(row.kept_fraction)
         span = f"{row.start_s:.2f}-{row.end_s:.2f}"
         print(f"{row.window:>6} {span:>13} {kind:>8} {row.kept_fraction:>9.1%}  {dense[row.window]}")

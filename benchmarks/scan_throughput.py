@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 import threading
 import time
@@ -27,14 +26,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.saliency_memory import rss_mb
 from explorer.analyze import ModelSpec
 from explorer.scan import ScanSettings, scan
 from explorer.video import SAMPLES, sample_path
-
-
-def rss_mb(pid: str = "self") -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
 
 
 def throughput(paths: list[str], settings: ScanSettings, workers: list[int]) -> None:

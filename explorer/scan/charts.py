@@ -91,6 +91,7 @@ def timeline(windows: pd.DataFrame, video: str) -> go.Figure:
     for i, (name, run) in enumerate(rows[rows["reducer"] != DENSE].groupby("run", sort=False)):
         run = run.sort_values("start_s")
         color = colors[i % len(colors)]
+        per_layer = 100 * run["avg_tokens"] / run["dense_tokens"]
         fig.add_trace(
             go.Scatter(
                 x=run["start_s"],
@@ -99,9 +100,7 @@ def timeline(windows: pd.DataFrame, video: str) -> go.Figure:
                 legendgroup=name,
                 mode="lines+markers",
                 line_color=color,
-                customdata=run[["window", "run", "top1", "top1_prob"]].assign(
-                    avg=100 * run["avg_tokens"] / run["dense_tokens"]
-                ),
+                customdata=run[["window", "run", "top1", "top1_prob"]].assign(avg=per_layer),
                 hovertemplate="window %{customdata[0]} at %{x:.1f} s: %{y:.0f}% kept, %{customdata[4]:.0f}% per layer"
                 "<br>top-1 %{customdata[2]} (%{customdata[3]:.0%})<extra>%{customdata[1]}</extra>",
             ),
@@ -111,7 +110,7 @@ def timeline(windows: pd.DataFrame, video: str) -> go.Figure:
         fig.add_trace(  # merging reducers keep every token at block 1: their saving shows per layer
             go.Scatter(
                 x=run["start_s"],
-                y=100 * run["avg_tokens"] / run["dense_tokens"],
+                y=per_layer,
                 name=f"{name}, mean per layer",
                 legendgroup=name,
                 mode="lines",
