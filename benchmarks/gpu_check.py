@@ -20,21 +20,20 @@ import importlib.util
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from benchmarks.scan_throughput import throughput
 from explorer.accuracy import evaluate
 from explorer.accuracy import format_table as accuracy_table
 from explorer.analyze import ModelSpec, analyze, build_model
 from explorer.bench import bench
 from explorer.bench import format_table as bench_table
 from explorer.models.reducers import REDUCERS, make_reducer
-from explorer.scan import ScanSettings, scan
+from explorer.scan import ScanSettings
 from explorer.video import SAMPLES, load_clip, sample_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,23 +90,13 @@ def every_reducer(device: str, size: str, frames: int, img: int) -> None:
             )
 
 
-def scan_throughput(device: str, size: str, windows: int, out: Path) -> None:
+def scan_engines(device: str, size: str, windows: int, out: Path) -> None:
     video = sample_path(next(name for name in SAMPLES if name.startswith("Long")))
     section(f"scan: ViT-{size}, {windows} windows of the long sample, dense + rlt + tome")
     settings = ScanSettings(model=ModelSpec(size=size), reducers=("rlt", "tome"), windows=windows, device=device)
-    engines = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])
-    figures = {}
-    for engine in engines:
-        with tempfile.TemporaryDirectory() as tmp:
-            summary = scan([video], Path(tmp) / engine, replace(settings, engine=engine, workers=1)).summary
-        run = summary["run"]
-        figures[engine] = summary["windows_per_second"]
-        print(
-            f"{engine + ', 1 actor' * (engine == 'ray'):<14} {summary['windows_per_second']:8.2f} windows/s "
-            f"({summary['windows']} windows in {summary['seconds']:.1f} s, {run['device']}, {run['precision']})",
-            flush=True,
-        )
-    if "ray" not in engines:
+    has_ray = importlib.util.find_spec("ray") is not None
+    figures = throughput([str(video)], settings, [1] if has_ray else [])  # one Ray actor: a GPU of its own
+    if not has_ray:
         print("(Ray is not installed: pip install -r requirements-ray.txt for its row)")
     (out / "scan.json").write_text(json.dumps(figures, indent=2))
 
@@ -147,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     table = evaluate(model, report.labels, clips=clips, device=args.device)
     (out / "accuracy.json").write_text(json.dumps(table, indent=2))
     print(accuracy_table(table))
-    scan_throughput(args.device, size, 4 if args.quick else 24, out)
+    scan_engines(args.device, size, 4 if args.quick else 24, out)
     print(f"\n(gpu check took {time.perf_counter() - began:.0f} s)")
     return 0
 

@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -32,32 +33,39 @@ from explorer.scan import ScanSettings, scan
 from explorer.video import SAMPLES, sample_path
 
 
-def throughput(paths: list[str], settings: ScanSettings, workers: list[int]) -> None:
+def throughput(paths: list[str], settings: ScanSettings, workers: list[int]) -> dict[str, float]:
+    """Print, and return, windows per second of the local engine and of Ray with each count of workers."""
     with tempfile.TemporaryDirectory() as tmp:
         local = scan(paths, Path(tmp) / "local", settings)
-        rate = local.summary["windows_per_second"]
+        rate, run = local.summary["windows_per_second"], local.summary["run"]
+        figures = {"local": rate}
         runs = ", ".join(settings.reducers)
         model = local.summary["model"]["name"]
-        print(f"{local.summary['windows']} windows, each run dense and {runs}; {model}; {os.cpu_count()} cores")
+        print(
+            f"{local.summary['windows']} windows, each run dense and {runs}; {model}; {run['device']}, "
+            f"{run['precision']}; {os.cpu_count()} cores"
+        )
         print(f"{'engine':<16}{'windows/s':>10}{'ratio':>8}{'seconds':>9}")
-        print(f"{'local':<16}{rate:>10.2f}{1.0:>8.2f}{local.summary['seconds']:>9.1f}")
+        print(f"{'local':<16}{rate:>10.2f}{1.0:>8.2f}{local.summary['seconds']:>9.1f}", flush=True)
         if not workers:
-            return
+            return figures
         import ray
 
         begin = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         print(f"(Ray started in {time.perf_counter() - begin:.1f} s, not counted)")
         for count in workers:
-            settings_ray = ScanSettings(**{**vars(settings), "engine": "ray", "workers": count})
-            result = scan(paths, Path(tmp) / f"ray{count}", settings_ray)
+            result = scan(paths, Path(tmp) / f"ray{count}", replace(settings, engine="ray", workers=count))
             same = result.windows.drop(columns="ms").equals(local.windows.drop(columns="ms"))
-            rate_ray = result.summary["windows_per_second"]
+            name = f"ray, {count} worker" + "s" * (count > 1)
+            figures[name] = rate_ray = result.summary["windows_per_second"]
             print(
-                f"{f'ray, {count} worker' + 's' * (count > 1):<16}{rate_ray:>10.2f}{rate_ray / rate:>8.2f}"
-                f"{result.summary['seconds']:>9.1f}  rows equal to local: {same}"
+                f"{name:<16}{rate_ray:>10.2f}{rate_ray / rate:>8.2f}"
+                f"{result.summary['seconds']:>9.1f}  rows equal to local: {same}",
+                flush=True,
             )
         ray.shutdown()
+    return figures
 
 
 def write_long_video(path: Path, minutes: float, fps: int = 25, size: int = 128) -> None:
