@@ -239,6 +239,7 @@ def test_the_scan_page_shows_a_scan_folder_and_opens_a_window_in_the_explorer(br
     try:
         app.page.goto(f"{server.url}/scan?{urlencode({'folder': str(folder)})}")
         expect(app.page.get_by_role("heading", name="Scan: long videos and datasets")).to_be_visible()
+        app.widget("scan_link_open").get_by_role("button").click()  # a link alone opens no folder
         charts = app.main.locator('[data-testid="stPlotlyChart"]')
         expect(charts).to_have_count(3)  # accuracy against tokens, kept tokens, the video along time
         app.wait_idle()
@@ -253,9 +254,14 @@ def test_the_scan_page_shows_a_scan_folder_and_opens_a_window_in_the_explorer(br
         href = link.evaluate("a => a.href")  # resolved against /scan: the explorer's page at the root
         assert href.startswith(f"{server.url}/?source=Local+path&path="), href
         app.page.goto(href)
+        expect(app.main.get_by_text("This link asks to open files on this machine")).to_be_visible()
+        expect(app.widget("path").locator("input")).to_have_value("")
+        app.widget("link_paths_open").get_by_role("button").click()
         expect(app.widget("path").locator("input")).to_have_value(video)
         expect(app.widget("reducer").get_by_role("combobox")).to_have_value(RLT)
         app.assert_image_drawn("in the explorer opened from the scan")
+        played = played_bytes(app)
+        assert played != open(video, "rb").read() and played[4:8] == b"ftyp", "the player plays the decoded clip"
         app.wait_idle()
         app.assert_clean("in the explorer opened from the scan")
         assert not app.error_messages()
@@ -282,4 +288,51 @@ def test_the_scan_page_shows_a_scan_folder_and_opens_a_window_in_the_explorer(br
     finally:
         print("--- browser console ---\n" + "\n".join(app.console[-50:]))
         print("--- streamlit log during the test ---\n" + server.log(start)[-20_000:])
+        context.close()
+
+
+def played_bytes(app: App) -> bytes:
+    """What the clip's player (in its expander) is served."""
+    app.main.locator('[data-testid="stExpander"] summary', has_text="frames sampled").first.click()
+    player = app.main.locator("video").first
+    expect(player).to_be_attached()
+    return app.page.request.get(player.evaluate("v => v.currentSrc || v.src")).body()
+
+
+def test_a_shared_server_opens_no_path_a_link_names_and_says_why(browser, tmp_path):
+    """TOKEN_EXPLORER_SHARED=1: Local path, Weights and Scan are not offered, whatever the link says."""
+    served = Server(tmp_path / "shared.log", env={"TOKEN_EXPLORER_SHARED": "1"})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    app = App(context.new_page())
+    secret = tmp_path / "secret.mp4"
+    write_video(secret, np.zeros((8, 64, 64, 3), np.uint8), fps=8)
+    try:
+        served.wait_ready()
+        query = {"source": "Local path", "path": str(secret), "weights": str(tmp_path / "model.pth")}
+        app.page.goto(f"{served.url}/?{urlencode(query)}")
+        warning = app.main.locator('[data-testid="stAlertContentWarning"]').first
+        expect(warning).to_contain_text("Some settings in the link were ignored")
+        for part in (
+            "source=Local path (not offered on this shared server)",
+            f"path={secret} (this shared server opens no paths on it)",
+            "(this shared server opens no paths on it)",
+        ):
+            expect(warning).to_contain_text(part)
+        expect(app.widget("source").locator('[data-testid="stRadioOption"]')).to_have_count(2)
+        expect(app.widget("path")).to_have_count(0)
+        expect(app.widget("weights")).to_have_count(0)
+        app.assert_image_drawn("on the shared server's default view")  # the bundled sample instead
+        app.wait_idle()
+        assert played_bytes(app) != secret.read_bytes()
+        app.assert_clean("on the shared server")
+        app.page.goto(f"{served.url}/scan?{urlencode({'folder': str(tmp_path)})}")
+        expect(app.main.get_by_text("a shared server does not offer them")).to_be_visible()
+        app.wait_idle()
+        expect(app.main.locator('[data-testid="stPlotlyChart"]')).to_have_count(0)
+        assert str(tmp_path) not in app.main.inner_text()
+        app.assert_clean("on the shared server's scan page")
+    finally:
+        print("--- streamlit log ---\n" + served.log()[-20_000:])
+        served.stop()
         context.close()

@@ -244,6 +244,8 @@ def test_following_a_link_opens_the_explorer_at_that_video_start_and_reducer():
     at = AppTest.from_file(APP, default_timeout=180)
     at.query_params.update({k: v[0] for k, v in parse_qs(link.removeprefix("?")).items()})
     at.run()
+    assert not at.exception and at.text_input(key="path").value == "", "nothing opens before the user says so"
+    at.button(key="link_paths_open").click().run()
     assert not at.exception and not at.error
     assert not any("ignored" in w.value for w in at.warning)
     assert at.text_input(key="path").value == video and at.number_input(key="start").value == 2.0
@@ -347,3 +349,24 @@ def test_a_scan_where_every_video_failed_says_so(tmp_path, windows):
     at.text_input(key="scan_folder").input(str(folder)).run()
     assert not at.exception and not at.error and "no window" in at.warning[0].value
     assert any("Errors: 1" in e.label for e in at.expander)
+
+
+def test_a_link_to_a_scan_folder_opens_it_only_when_asked(folder):
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["source"] = "Upload"
+    at.run()
+    at.query_params["folder"] = str(folder)
+    at.switch_page(SCAN_PAGE).run()
+    assert not at.exception and not at.get("plotly_chart")
+    assert at.text_input(key="scan_folder").value == "" and str(folder) in [c.value for c in at.code]
+    at.button(key="scan_link_open").click().run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="scan_folder").value == str(folder) and len(at.get("plotly_chart")) == 3
+
+
+def test_a_shared_server_offers_no_scans(folder, monkeypatch):
+    monkeypatch.setenv("TOKEN_EXPLORER_SHARED", "1")
+    at = scan_page()
+    assert not at.exception and not at.text_input and not at.button
+    assert "shared server does not offer them" in at.info[0].value

@@ -58,8 +58,12 @@ def test_a_link_restores_the_widgets_and_stays_as_it_was():
         "style": "heat",
     }
     at = page(query)
+    assert not at.exception
+    assert at.radio(key="source").value == "Local path" and at.text_input(key="path").value == ""
+    assert at.query_params == query, "a path waiting to be opened stays in the link"
+    at.button(key="link_paths_open").click().run()
     assert not at.exception and not at.warning
-    assert at.radio(key="source").value == "Local path" and at.text_input(key="path").value == "/videos/clip.mp4"
+    assert at.text_input(key="path").value == "/videos/clip.mp4"
     assert at.select_slider(key="frames").value == 8 and at.number_input(key="start").value == 1.5
     assert at.selectbox(key="reducer").value == "tome"
     assert at.number_input(key="param.tome.r").value == 10 and at.checkbox(key="param.tome.prop_attn").value
@@ -151,3 +155,34 @@ def test_values_parse_by_type(spec, text, value):
 def test_bad_values_say_why(spec, text, message):
     with pytest.raises(ValueError, match=message):
         spec.parse(text)
+
+
+def test_a_link_naming_server_paths_opens_nothing_until_the_user_says_so():
+    at = page({"source": "Local path", "path": "/videos/clip.mp4", "weights": "/ckpt/model.pth", "frames": "8"})
+    assert not at.exception and len(at.warning) == 1
+    assert "Nothing is opened until you say so" in at.warning[0].value
+    assert [c.value for c in at.code[:2]] == ["/videos/clip.mp4", "/ckpt/model.pth"]
+    assert at.text_input(key="path").value == "" and at.text_input(key="weights").value == ""
+    assert at.select_slider(key="frames").value == 8, "the other settings apply at once"
+    at.button(key="link_paths_ignore").click().run()
+    assert not at.exception and not at.warning
+    assert at.text_input(key="path").value == "" and at.text_input(key="weights").value == ""
+    assert at.query_params == {"source": "Local path", "frames": "8"}
+
+
+def test_a_shared_server_refuses_server_paths_from_a_link_and_offers_none(monkeypatch):
+    monkeypatch.setenv("TOKEN_EXPLORER_SHARED", "1")
+    at = page({"source": "Local path", "path": "/etc/passwd", "weights": "/ckpt/model.pth", "frames": "8"})
+    assert not at.exception and len(at.warning) == 1
+    message = at.warning[0].value
+    for part in (
+        "source=Local path (not offered on this shared server)",
+        "path=/etc/passwd (this shared server opens no paths on it)",
+        "weights=/ckpt/model.pth (this shared server opens no paths on it)",
+    ):
+        assert part in message, message
+    assert at.radio(key="source").options == ["Sample", "Upload"] and at.radio(key="source").value == "Sample"
+    assert not [t for t in at.text_input if t.key in ("path", "weights", "hf_dest")], "no field names a server path"
+    assert not at.button and not [e for e in at.expander if "VideoMAE" in e.label]
+    assert any("loads no checkpoints" in c.value for c in at.caption)
+    assert at.query_params == {"frames": "8"}

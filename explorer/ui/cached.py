@@ -16,6 +16,7 @@ from explorer.models.weights import LoadReport
 
 from ..accuracy import load_shipped
 from ..analyze import ModelSpec, analyze, build_model
+from ..export import mp4_bytes, playback_fps
 from ..runtime import memory_guard, resolve_device
 from ..saliency import SaliencySpec
 from ..trace import Trace
@@ -25,6 +26,12 @@ from ..video import Clip, load_clip
 @st.cache_data(max_entries=8, show_spinner=False)
 def clip(key: str, _source: str | bytes, name: str, frames: int, stride: int, start: float, size: int) -> Clip:
     return load_clip(_source, frames=frames, stride=stride, start=start, size=size, name=name)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def clip_video(key: str, _clip: Clip) -> bytes:
+    """The sampled frames as an MP4 the browser plays: the player never serves the video file itself."""
+    return mp4_bytes(list(_clip.frames), playback_fps(_clip.times))
 
 
 def model(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer.deployment import shared
 from explorer.errors import USER_ERRORS
 from explorer.models.weights import CheckpointError
 from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
@@ -33,7 +34,8 @@ def main() -> None:
         saliency = sidebar.saliency_ui()
         comparing = compare.compare_ui()
     if choice is None:
-        st.info("Choose a video in the sidebar: a bundled sample, an upload, or a path on this machine.")
+        where = "or an upload" if shared() else "an upload, or a path on this machine"
+        st.info(f"Choose a video in the sidebar: a bundled sample, {where}.")
         return
     try:
         with st.spinner(f"Decoding {choice.name}…"):
@@ -72,7 +74,8 @@ def main() -> None:
         return
 
     with st.expander(views.clip_caption(clip)):
-        st.video(choice.source)
+        st.video(cached.clip_video(run["clip_key"], clip))
+        st.caption("The frames the model sees, at the rate they were sampled.")
     if report:
         views.checkpoint_view(report)
     else:
@@ -123,21 +126,6 @@ def explorer_page() -> None:
     widgets.publish_to_link()
 
 
-def keep_explorer_settings() -> None:
-    """Write the explorer's settings back as state. Streamlit forgets a widget's value at the end of a run that
-    does not draw it (another page's), and a browser shows a widget's default unless its value was set in the
-    run that draws it: called on another page's runs and on the explorer's first run after them, the settings
-    are still there, and shown, when the explorer's page shows again."""
-    for key in widgets.WIDGETS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-
-
-SHOWN = "_page_shown"  # session_state: the url_path of the page the last run showed
 EXPLORER = st.Page(explorer_page, title="Explorer", icon="🎞️", default=True)
 SCAN = st.Page(Path(__file__).with_name("scan_page.py"), title="Scan", icon="📊", url_path="scan")
-page = st.navigation([EXPLORER, SCAN])
-if page is not EXPLORER or st.session_state.get(SHOWN, EXPLORER.url_path) != EXPLORER.url_path:
-    keep_explorer_settings()
-st.session_state[SHOWN] = page.url_path
-page.run()
+st.navigation([EXPLORER, SCAN]).run()

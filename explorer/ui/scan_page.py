@@ -2,7 +2,9 @@
 then look at it: a long video along time, a dataset per reducer and per class, and any window in the explorer.
 
 st.navigation runs this file as a script (explorer/ui/page.py). Its widgets are plain Streamlit widgets keyed
-scan_*, outside the explorer's link (widgets.py); the open folder is in this page's own link as ?folder=DIR.
+scan_*, outside the explorer's link (widgets.py); the open folder is in this page's own link as ?folder=DIR, which
+opens only once the user says so. A shared server (explorer/deployment.py) offers no scans: they read and write
+its folders.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import streamlit as st
 
 from explorer.accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS
 from explorer.analyze import ModelSpec
+from explorer.deployment import shared
 from explorer.errors import USER_ERRORS
 from explorer.scan import ScanResult, ScanSettings, charts, load, scan
 from explorer.ui.sidebar import MODEL_SIZE, NETWORKS
@@ -23,6 +26,7 @@ from explorer.ui.sidebar import MODEL_SIZE, NETWORKS
 EXPLORER_URL = "./"  # the explorer is the app's default page: from /scan, "./?source=…" opens it
 FOLDER = "scan_folder"  # the folder field's key
 OPENED = "scan_opened"  # the folder last opened: plain state, kept while another page shows
+LINKED = "scan_linked"  # a folder the page's link names, waiting for the user to open it
 PICKED = "scan_picked"  # the timeline point last applied to the window and run pickers
 LONG_SCAN = 3  # a scan of this many videos or fewer, each with several windows, shows them along time first
 LISTED = 20  # files of a folder listed
@@ -44,9 +48,20 @@ def main() -> None:
         "small one here; then follow a long video along time, compare reducers over a dataset, and open any "
         "window in the explorer."
     )
+    if shared():
+        st.info(
+            "Scans read videos from this server's folders and write their results there, so a shared server "
+            "does not offer them. Run `python -m explorer scan PATH... --out DIR` on your own machine and open "
+            "DIR/report.html, or this page in your own copy of the explorer."
+        )
+        return
     state = st.session_state
     if FOLDER not in state:  # the page's first run in this session, or back from another page
-        state[FOLDER] = state.get(OPENED) or st.query_params.get("folder", "")
+        state[FOLDER] = state.get(OPENED) or ""
+        if not state[FOLDER] and st.query_params.get("folder"):
+            state[LINKED] = st.query_params["folder"]
+    if state.get(LINKED):
+        ask_to_open(state[LINKED])
     opener = st.container()  # drawn after the scan below, so that a scan just finished opens at once
     with st.expander("Run a small scan here", expanded=not state[FOLDER]):
         finished = scan_ui()
@@ -61,6 +76,23 @@ def main() -> None:
 # -- opening a scan
 
 
+def ask_to_open(folder: str) -> None:
+    """A link names a folder: nothing reads it (or says whether it exists) until the user opens it."""
+    box = st.container(border=True)
+    box.warning("This link asks to open a scan folder on this machine. Nothing is read until you say so:")
+    box.code(folder, language=None, wrap_lines=True)
+    left, right = box.columns(2)
+    left.button("Open it", key="scan_link_open", type="primary", on_click=settle_link, args=(True,))
+    right.button("Ignore it", key="scan_link_ignore", on_click=settle_link, args=(False,))
+
+
+def settle_link(accept: bool) -> None:
+    """A button's callback: runs before the folder field is drawn, so it shows the folder at once."""
+    folder = st.session_state.pop(LINKED, "")
+    if accept:
+        st.session_state[FOLDER] = folder
+
+
 def open_ui() -> ScanResult | None:
     """The folder field; the scan in it, or None after saying why there is none."""
     text = st.text_input(
@@ -70,7 +102,7 @@ def open_ui() -> ScanResult | None:
         help="A folder written by `python -m explorer scan PATH... --out DIR`, or by a scan run here.",
     ).strip()
     st.session_state[OPENED] = text
-    if st.query_params.get("folder", "") != text:
+    if st.query_params.get("folder", "") != text and not st.session_state.get(LINKED):
         st.query_params.from_dict({"folder": text} if text else {})
     if not text:
         st.info("Enter a scan folder above, or run a small scan below.")

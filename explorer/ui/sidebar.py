@@ -13,6 +13,7 @@ from explorer.models.video_vit import SIZES
 from explorer.models.weights import CheckpointError, download_videomae, native_img_size
 
 from ..analyze import DEMO, DEMO_WEIGHTS
+from ..deployment import shared
 from ..runtime import DEVICES, PRECISIONS
 from ..saliency import FUSIONS, SaliencySpec
 from ..video import SAMPLES, sample_path
@@ -65,11 +66,22 @@ def _network_name(size: str) -> str:
 
 
 SOURCE = widget(
-    "source", "Source", "Sample", choices=["Sample", "Upload", "Local path"], kind="radio", extra={"horizontal": True}
+    "source",
+    "Source",
+    "Sample",
+    choices=["Sample", "Upload", "Local path"],
+    shared_choices=("Sample", "Upload"),
+    kind="radio",
+    extra={"horizontal": True},
 )
 SAMPLE = widget("sample", "Sample", next(iter(SAMPLES)), choices=SAMPLES, only_if=("source", "Sample"))
 PATH = widget(
-    "path", "Path on this machine", "", only_if=("source", "Local path"), extra={"placeholder": "/videos/clip.mp4"}
+    "path",
+    "Path on this machine",
+    "",
+    only_if=("source", "Local path"),
+    server_path=True,
+    extra={"placeholder": "/videos/clip.mp4"},
 )
 FRAMES = widget(
     "frames",
@@ -105,6 +117,7 @@ WEIGHTS = widget(
     "Weights (optional)",
     "",
     extra={"placeholder": "checkpoint.pth or a Hugging Face folder"},
+    server_path=True,
     help="VideoMAE checkpoints (official .pth, or a folder with config.json and model.safetensors) or "
     "explorer safetensors. Loaded without running code.",
 )
@@ -207,7 +220,17 @@ def sampling_ui() -> Sampling:
 def model_ui() -> ModelChoice:
     st.subheader("Model")
     size = MODEL_SIZE.draw()
-    weights = WEIGHTS.draw().strip()
+    if shared():
+        st.caption("This shared server loads no checkpoints from its disk: the demo model or an untrained ViT.")
+        weights = ""
+    else:
+        weights = WEIGHTS.draw().strip()
+        _download_ui()
+    device, precision, runs = DEVICE.draw(), PRECISION.draw(), TIMING_RUNS.draw()
+    return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs), precision)
+
+
+def _download_ui() -> None:
     with st.expander("Get VideoMAE weights (needs internet)"):
         st.text_input("Hugging Face repo", value="MCG-NJU/videomae-base-finetuned-kinetics", key="hf_repo")
         st.text_input("Save to folder", value="weights/videomae-base-kinetics", key="hf_dest")
@@ -219,8 +242,6 @@ def model_ui() -> ModelChoice:
         )
         if "hf_error" in st.session_state:
             st.error(st.session_state.pop("hf_error"))
-    device, precision, runs = DEVICE.draw(), PRECISION.draw(), TIMING_RUNS.draw()
-    return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs), precision)
 
 
 def _download_weights() -> None:

@@ -16,7 +16,9 @@ and a change reaches the URL from the browser only, so st.query_params on the se
 "Link to this view" box, never sees it.
 
 An uploaded video cannot travel in a link (its bytes live in this session only): a link to an upload
-reopens on "Upload" with no file.
+reopens on "Upload" with no file. A setting that names a path on the server (`server_path`: a video, a
+checkpoint) is never opened from a link alone: on one's own machine the page asks first, and a shared server
+(explorer/deployment.py) refuses it, as it refuses the choices it does not offer (`shared_choices`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from explorer.deployment import SHARED_REFUSAL, shared
+
 RESTORED = "_url_state_restored"  # session_state flag: the link was read once, on the session's first run
+PENDING = "_link_paths"  # session_state: server paths a link named, waiting for the user to open them
 DRAWN_DEFAULTS = "_widget_defaults"  # session_state: key -> the default each widget was drawn with this run
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 CHOOSERS = ("radio", "selectbox", "select_slider")  # one of the choices
@@ -43,7 +48,9 @@ class Widget:
     Otherwise the value's type is the default's: bool, int, float or str, with `low` and `high` bounding
     numbers, so that a hand-edited link cannot make a slider fail. A list default is a multiselect: its
     items, comma-separated, each one of `choices`, `low` to `high` of them. `only_if` = (key, value): the
-    widget shows only while that key's widget, itself shown, has that value.
+    widget shows only while that key's widget, itself shown, has that value. `server_path`: the value names a
+    path on the server, so a link cannot set it without the user's say. `shared_choices`: the choices a
+    shared server offers, when not all of them.
 
     `kind` names the Streamlit function; left empty it follows from the default: a list is a multiselect,
     choices a selectbox, a bool a checkbox, a str a text input (a text area when the default has several
@@ -62,6 +69,13 @@ class Widget:
     kind: str = ""
     format_func: Callable[[Any], str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    server_path: bool = False
+    shared_choices: tuple | None = None
+
+    @property
+    def offered(self) -> tuple | None:
+        """The choices this server offers."""
+        return self.shared_choices if shared() and self.shared_choices is not None else self.choices
 
     @property
     def function(self) -> str:
@@ -97,11 +111,12 @@ class Widget:
         if not shown(self.key):
             return None
         state, kind = st.session_state, self.function
-        args = dict(key=self.key, help=self.help, **self.extra)
+        # "session": the value outlives a run that does not draw the widget (another page's, say)
+        args = dict(key=self.key, help=self.help, persist_state="session", **self.extra)
         if format_func or self.format_func:
             args["format_func"] = format_func or self.format_func
         if kind in CHOOSERS:
-            options = list(self.choices if choices is None else choices)
+            options = list(self.offered if choices is None else choices)
             if self.key in state and state[self.key] not in options:
                 del state[self.key]
             default = self.default if self.default in options else options[0]
@@ -140,6 +155,8 @@ class Widget:
             return items
         if self.choices is not None:
             return self._choice(text)
+        if self.server_path and shared():
+            raise ValueError(SHARED_REFUSAL)
         value = _parse_scalar(type(self.default), text)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             self._check_range(value)
@@ -158,8 +175,10 @@ class Widget:
     def _choice(self, text: str) -> Any:
         for choice in self.choices or ():
             if self.text(choice) == text:
+                if choice not in (self.offered or ()):
+                    raise ValueError("not offered on this shared server")
                 return choice
-        raise ValueError(f"must be one of {', '.join(self.text(c) for c in self.choices or ())}")
+        raise ValueError(f"must be one of {', '.join(self.text(c) for c in self.offered or ())}")
 
     def _check_range(self, number: float, unit: str = "") -> None:
         low, high = self.low, self.high
@@ -206,9 +225,10 @@ def restore_from_link() -> list[str]:
     """
     st.session_state[DRAWN_DEFAULTS] = {}
     if st.session_state.get(RESTORED):
+        _ask_to_open_link_paths()
         return []
     st.session_state[RESTORED] = True
-    ignored = []
+    ignored, pending = [], {}
     for key in st.query_params:
         text = st.query_params[key]  # the last one, if the key is repeated
         declared = WIDGETS.get(key)
@@ -216,18 +236,50 @@ def restore_from_link() -> list[str]:
             ignored.append(f"{key}={text} (not a setting)")
             continue
         try:
-            st.session_state[key] = declared.parse(text)
+            value = declared.parse(text)
         except ValueError as error:
             ignored.append(f"{key}={text} ({error})")
+            continue
+        if declared.server_path and value:
+            pending[key] = value
+        else:
+            st.session_state[key] = value
     if ignored:
         st.warning("Some settings in the link were ignored: " + "; ".join(ignored) + ".")
+    pending = {key: value for key, value in pending.items() if shown(key)}  # a hidden field opens nothing
+    if pending:
+        st.session_state[PENDING] = pending
+    _ask_to_open_link_paths()
     return ignored
+
+
+def _ask_to_open_link_paths() -> None:
+    """While a link's server paths wait, say which and offer to open or ignore them. Until then nothing reads
+    them: a link alone cannot make the server open a file, or tell whether one exists. Runs before any widget
+    is drawn, so a click settles them in the same run."""
+    pending = st.session_state.get(PENDING)
+    if not pending:
+        return
+    slot = st.empty()
+    box = slot.container(border=True)
+    box.warning("This link asks to open files on this machine. Nothing is opened until you say so:")
+    for key, value in pending.items():
+        box.caption(WIDGETS[key].label)
+        box.code(value, language=None, wrap_lines=True)
+    left, right = box.columns(2)
+    opened = left.button("Open them", key="link_paths_open", type="primary")
+    if opened or right.button("Ignore them", key="link_paths_ignore"):
+        del st.session_state[PENDING]
+        if opened:
+            st.session_state.update(pending)
+        slot.empty()
 
 
 def publish_to_link() -> None:
     """Write the settings that differ from their defaults to the URL, and drop every other parameter;
     call it at the end of a run. The URL changes (one message to the browser) only when they differ."""
-    wanted = current_params()
+    pending = st.session_state.get(PENDING, {})
+    wanted = current_params() | {key: WIDGETS[key].text(value) for key, value in pending.items()}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 
