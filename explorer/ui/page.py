@@ -15,7 +15,9 @@ import streamlit as st
 from explorer.deployment import shared
 from explorer.errors import USER_ERRORS
 from explorer.models.weights import CheckpointError
+from explorer.trace import Trace
 from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
+from explorer.video import Clip
 
 
 def main() -> None:
@@ -84,9 +86,38 @@ def main() -> None:
             "and times are real; predictions mean nothing until you load a checkpoint."
         )
     if comparing is not None:
-        compare.compare_view(clip, dense, compare.compare_traces(comparing, run))
+        compare_views(clip, dense, compare.compare_traces(comparing, run))
         return
     views.numbers_view(trace, dense)
+    st.subheader("Prediction: dense vs reduced")
+    views.prediction_view(trace, dense, untrained=report is None)
+    layer_views(clip, trace, dense, reducer)
+    pretraining = bool(report and report.format.endswith("pretrain"))
+    hidden = (trace.owner[0] < 0).any() and (trace.owner[0] >= 0).any()  # some tubelets in, some hidden
+    if pretraining or hidden:  # what would the pre-training decoder paint in the hidden cells?
+        st.subheader("Reconstruction (VideoMAE pre-training decoder)")
+        decoder = None
+        if pretraining:
+            try:
+                decoder = reconstruction.decoder(model_choice.weights)
+            except CheckpointError as error:
+                st.warning(f"No decoder: {error}")
+        reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
+    with st.expander("Accuracy against token budget: every reducer on the demo model's held-out clips"):
+        views.accuracy_view(cached.accuracy_table())
+
+
+@st.fragment
+def compare_views(clip: Clip, dense: Trace, traces: dict[str, compare.Result]) -> None:
+    """The side-by-side: its shared layer, frame and overlay rerun this fragment alone."""
+    compare.compare_view(clip, dense, traces)
+    widgets.publish_to_link()
+
+
+@st.fragment
+def layer_views(clip: Clip, trace: Trace, dense: Trace, reducer: str) -> None:
+    """Everything the layer, the overlay and the followed cell change. A change to one of them reruns this
+    fragment alone (the traces are cached, so nothing runs a model), and the link follows."""
     main_col, side_col = st.columns([3, 1])
     with main_col:
         image, layer, style, value, focus = views.token_view(clip, trace)
@@ -99,25 +130,11 @@ def main() -> None:
         st.subheader("Grids per layer")
         views.layer_table_view(trace)
     views.charts_view(trace, dense, layer)
-    pretraining = bool(report and report.format.endswith("pretrain"))
-    hidden = (trace.owner[0] < 0).any() and (trace.owner[0] >= 0).any()  # some tubelets in, some hidden
-    if pretraining or hidden:  # what would the pre-training decoder paint in the hidden cells?
-        st.subheader("Reconstruction (VideoMAE pre-training decoder)")
-        decoder = None
-        if pretraining:
-            try:
-                decoder = reconstruction.decoder(model_choice.weights)
-            except CheckpointError as error:
-                st.warning(f"No decoder: {error}")
-        reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
-    st.subheader("Prediction: dense vs reduced")
-    views.prediction_view(trace, dense, untrained=report is None)
-    with st.expander("Accuracy against token budget: every reducer on the demo model's held-out clips"):
-        views.accuracy_view(cached.accuracy_table())
     st.subheader("Export")
     views.export_view(clip, trace, image, layer, style, value, focus)
     st.subheader("Link to this view")
     widgets.share_link_view()
+    widgets.publish_to_link()
 
 
 def explorer_page() -> None:
