@@ -191,7 +191,7 @@ def _analyze_on(
         )
         saliency = None
     fusion = saliency.fuse() if saliency else None
-    (logits, record), seconds = _run_and_time(
+    (logits, record), timed = _run_and_time(
         dev,
         precision,
         timing_runs,
@@ -226,7 +226,7 @@ def _analyze_on(
         values=values,
         flops=flops,
         dense_flops=_dense_flops(cfg),
-        seconds={"reduce": reduce_seconds, "forward": seconds},
+        seconds={"reduce": reduce_seconds, **timed},
         logits=logits[0].float().cpu().numpy() if cfg.num_classes else None,
         labels=labels,
         meta=meta,
@@ -236,8 +236,9 @@ def _analyze_on(
 
 def _run_and_time(
     dev: torch.device, precision: str, timing_runs: int, forward: Callable[[bool], tuple]
-) -> tuple[tuple, float]:
-    """Run once tracing (its output is the result, and the warm-up), then time untraced runs; the median."""
+) -> tuple[tuple, dict[str, float]]:
+    """Run once tracing (its output is the result, and the warm-up), then time untraced runs: their median
+    ("forward"), fastest and slowest, so that a view can say how far one number can be trusted."""
     with torch.inference_mode(), autocast(dev, precision):
         result = forward(True)
         runs = []
@@ -247,7 +248,7 @@ def _run_and_time(
             forward(False)
             synchronize(dev)
             runs.append(time.perf_counter() - begin)
-    return result, float(np.median(runs))
+    return result, {"forward": float(np.median(runs)), "forward_min": min(runs), "forward_max": max(runs)}
 
 
 def _meta(
@@ -297,7 +298,7 @@ def _network_trace(
 ) -> Trace:
     """A network of its own (MViT): its token grids tile the clip, so owner maps cells to pooled tokens."""
     cfg = model.cfg
-    (logits, record), seconds = _run_and_time(
+    (logits, record), timed = _run_and_time(
         dev, precision, timing_runs, lambda trace: engine.run_network(reducer, network, video[None], trace)
     )
     base = record.grids[0]
@@ -316,6 +317,7 @@ def _network_trace(
         values,
     )
     meta |= {
+        "own_network": True,  # not the ViT that dense ran: no deltas against dense
         "saliency": None,
         "layer_info": [
             {"q_grid": list(grid), "kv_grid": list(kv) if kv else None, **info}
@@ -330,7 +332,7 @@ def _network_trace(
         values=values,
         flops=record.flops,
         dense_flops=_dense_flops(cfg),
-        seconds={"reduce": 0.0, "forward": seconds},
+        seconds={"reduce": 0.0, **timed},
         logits=logits[0].float().cpu().numpy(),
         labels=labels,
         meta=meta,

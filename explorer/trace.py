@@ -33,8 +33,9 @@ trace.npz:
 summary.json:
   schema_version    int: the format's version (SCHEMA_VERSION)
   grid, cell        [T', H', W'] and [frames, px, px]                       (read back)
-  seconds           {"reduce": s, "forward": s}: the reducer's preparation and the forward's
-                    median over meta["timing_runs"] runs                    (read back)
+  seconds           {"reduce": s, "forward": s, "forward_min": s, "forward_max": s}: the reducer's
+                    preparation; the forward's median, fastest and slowest over
+                    meta["timing_runs"] runs (older files: "forward" alone)  (read back)
   labels            class names, or null                                    (read back)
   meta              everything else about the run, read back as Trace.meta (below)
   input_tokens, tokens_per_layer, flops_per_layer, flops_total, dense_flops_total, top5
@@ -57,6 +58,8 @@ meta (Trace.meta; analyze() writes these, a hand-built trace may hold any, all o
                 value, the tokens per layer it gave on average
   layer_info    [{"q_grid", "kv_grid", ...}] per layer: for a network of its own (MViT), its
                 query and key/value grids, width and heads
+  own_network   true when the reducer ran a network of its own (MViT), not the ViT dense ran:
+                its tokens, FLOPs and time are not deltas of dense's
   values        {name: {"label": str, "explanation": str, "kind": "count" | "heat" | "index"}}:
                 what each per-token value means, from the reducer's declarations;
                 Trace.value_info(name) reads an entry as a ValueInfo

@@ -71,6 +71,8 @@ def test_trace_of_rlt_is_consistent_and_round_trips(tmp_path):
     assert trace.home(0).sum() == trace.tokens_per_layer[0] == 210
     assert trace.values["run_length"][0].sum() == 1568  # the runs tile the grid exactly
     assert trace.seconds["forward"] > 0 and trace.flops.sum() < trace.dense_flops.sum()
+    timed = analyze(clip, tiny_model(), make_reducer("rlt"), device="cpu", timing_runs=3).seconds
+    assert 0 < timed["forward_min"] <= timed["forward"] <= timed["forward_max"]
 
     trace.save(tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())

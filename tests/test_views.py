@@ -51,3 +51,36 @@ def test_a_merging_trace_offers_clusters_heat_and_a_followed_cell():
     at.number_input(key="focus_w").set_value(1).run()
     assert any(m.label == "Token" and m.value == "none" for m in at.metric)
     assert any("**Pruned at layer**: 1" in m.value for m in at.markdown)
+
+
+def numbers_page():
+    import streamlit as st
+
+    from explorer.ui import views
+    from tests.test_overlays import merge_trace
+
+    dense, reduced = merge_trace(), merge_trace()
+    dense.meta |= {"reducer": "none", "device": "cpu", "precision": "fp32", "dtype": "float32", "timing_runs": 5}
+    reduced.meta |= {**dense.meta, "reducer": st.session_state.get("reducer_name", "tome")}
+    dense.seconds = {"reduce": 0.0, "forward": 0.010, "forward_min": 0.009, "forward_max": 0.011}
+    reduced.seconds = {"reduce": 0.001, "forward": 0.020, "forward_min": 0.010, "forward_max": 0.050}
+    reduced.meta["own_network"] = st.session_state.get("own_network", False)
+    views.numbers_view(reduced, dense)
+
+
+def test_times_say_their_spread_and_deltas_need_the_same_network():
+    at = AppTest.from_function(numbers_page, default_timeout=60).run()
+    assert not at.exception
+    time = next(m for m in at.metric if m.label.startswith("Forward time"))
+    assert time.value == "20 ms" and time.delta == "+100% vs dense (10 ms)"
+    assert "median of 5 runs 20 ms (fastest 10, slowest 50)" in time.proto.help
+    notes = [c.value for c in at.caption if "spread widely" in c.value]
+    assert len(notes) == 1 and "tome: median of 5 runs 20 ms" in notes[0] and "none:" not in notes[0]
+
+    at.session_state["own_network"] = True
+    at.session_state["reducer_name"] = "mvit"
+    at.run()
+    assert not at.exception
+    deltas = {m.label: m.delta for m in at.metric}
+    assert all(not deltas[label] for label in deltas if label != "Top-1 prediction"), deltas
+    assert all("own network; dense is the ViT" in m.proto.help for m in at.metric if m.label != "Top-1 prediction")

@@ -132,7 +132,15 @@ PRECISION = widget(
     help="The forward runs under autocast at this precision. auto: bf16 on a GPU that supports it "
     "(else fp16), fp32 on the CPU; bf16 on the CPU runs the GPU's code path.",
 )
-TIMING_RUNS = widget("timing_runs", "Timed runs", 1, low=1, high=10, help="Forward passes timed; the median is shown.")
+TIMING_RUNS = widget(
+    "timing_runs",
+    "Timed runs",
+    5,
+    low=1,
+    high=20,
+    help="Forward passes timed after a warm-up; the median is shown with the fastest and slowest, and a note "
+    "when they are far apart.",
+)
 REDUCER = widget("reducer", "Reducer", "rlt", choices=REDUCERS, format_func=lambda n: REDUCERS[n].title)
 PARAMS = {
     name: {

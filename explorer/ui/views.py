@@ -89,45 +89,74 @@ STYLE_HELP = {
 }
 
 
+WIDE_SPREAD = 0.25  # timed runs whose slowest and fastest differ by more than this share of the median
+
+
 def numbers_view(trace: Trace, dense: Trace) -> None:
+    """Tokens, FLOPs, time and the prediction, each against dense where dense is the same network."""
     kept, total = trace.tokens_per_layer[0], trace.input_tokens
     flops, dense_flops = trace.flops.sum(), dense.flops.sum()
     seconds, dense_seconds = trace.seconds["forward"], dense.seconds["forward"]
+    same = not trace.meta.get("own_network")
+    own = "" if same else f" ({REDUCERS[trace.meta['reducer']].title}'s own network; dense is the ViT)"
     cols = st.columns(4)
     average, last = float(np.mean(trace.tokens_per_layer)), trace.tokens_per_layer[-1]
     cols[0].metric(
         "Tokens per layer (average)",
         f"{average:.0f} / {total}",
-        f"{average / total - 1:+.0%}",
+        f"{average / total - 1:+.0%}" if same else None,
         delta_color="inverse",
         help=f"{kept} tokens enter the first block and {last} leave the last; the average over the layers "
-        "is what a token budget fixes." + _budget_note(trace),
+        "is what a token budget fixes." + _budget_note(trace) + own,
     )
     cols[1].metric(
         "FLOPs",
         f"{flops / 1e9:.1f} G",
-        f"{flops / dense_flops - 1:+.0%} vs dense",
+        f"{flops / dense_flops - 1:+.0%} vs dense" if same else None,
         delta_color="inverse",
         help=f"Matrix products of the whole forward, a multiply-add counted as 2 FLOPs (papers often quote "
-        f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G.",
+        f"multiply-adds: half this). Dense: {dense_flops / 1e9:.1f} G{own}.",
     )
     cols[2].metric(
         f"Forward time ({trace.meta['device']}, {trace.meta.get('precision', trace.meta.get('dtype'))})",
         f"{seconds * 1e3:.0f} ms",
-        f"{seconds / dense_seconds - 1:+.0%} vs dense ({dense_seconds * 1e3:.0f} ms)",
+        f"{seconds / dense_seconds - 1:+.0%} vs dense ({dense_seconds * 1e3:.0f} ms)" if same else None,
         delta_color="inverse",
-        help=f"Measured: median of {trace.meta['timing_runs']} run(s), {trace.meta['dtype']}; "
-        f"choosing the tokens took {trace.seconds['reduce'] * 1e3:.1f} ms more.",
+        help=f"Measured: {_timing(trace)}, {trace.meta['dtype']}; choosing the tokens took "
+        f"{trace.seconds['reduce'] * 1e3:.1f} ms more. Dense: {_timing(dense)}{own}.",
     )
     top, dense_top = trace.top_k(1), dense.top_k(1)
     if top:
-        same = top[0]["index"] == dense_top[0]["index"]
+        agrees = top[0]["index"] == dense_top[0]["index"]
         cols[3].metric(
             "Top-1 prediction",
             top[0]["label"],
-            "same as dense" if same else f"dense: {dense_top[0]['label']}",
-            delta_color="off" if same else "inverse",
+            "same as dense" if agrees else f"dense: {dense_top[0]['label']}",
+            delta_color="off" if agrees else "inverse",
         )
+    wide = [t for t in (trace, dense) if _spread(t) > WIDE_SPREAD]
+    if wide:
+        st.caption(
+            "The timed runs spread widely ("
+            + "; ".join(f"{t.meta['reducer']}: {_timing(t)}" for t in wide)
+            + "): the machine was busy. Compare medians with care; more timed runs (sidebar) steady them."
+        )
+
+
+def _timing(trace: Trace) -> str:
+    """The median of the timed runs and their range, in words."""
+    runs, median = trace.meta.get("timing_runs", 1), trace.seconds["forward"] * 1e3
+    low, high = (trace.seconds.get(k, trace.seconds["forward"]) * 1e3 for k in ("forward_min", "forward_max"))
+    return f"median of {runs} run{'s' if runs != 1 else ''} {median:.0f} ms" + (
+        f" (fastest {low:.0f}, slowest {high:.0f})" if runs > 1 else ""
+    )
+
+
+def _spread(trace: Trace) -> float:
+    """How far apart the slowest and fastest timed runs are, as a share of their median."""
+    seconds = trace.seconds
+    low, high = seconds.get("forward_min", seconds["forward"]), seconds.get("forward_max", seconds["forward"])
+    return (high - low) / seconds["forward"] if seconds["forward"] > 0 else 0.0
 
 
 def _budget_note(trace: Trace) -> str:
