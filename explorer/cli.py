@@ -18,6 +18,7 @@ from . import accuracy
 from .accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS
 from .analyze import DEMO, ModelSpec, analyze, build_model, fit_input, resolve_device
 from .bench import bench, format_table, write_json
+from .deployment import SHARED_ENV
 from .errors import USER_ERRORS
 from .runtime import PRECISIONS
 from .saliency import FUSIONS, SaliencySpec
@@ -247,8 +248,10 @@ def run_app(args: argparse.Namespace) -> None:
     extra = args.streamlit[1:] if args.streamlit[:1] == ["--"] else args.streamlit
     command = streamlit_command(args.port, args.address, extra)
     if args.dry_run:
-        print(shlex.join(command))
+        print(f"{SHARED_ENV}=1 " * args.shared + shlex.join(command))
         return
+    if args.shared:
+        os.environ[SHARED_ENV] = "1"  # inherited by Streamlit, which replaces this process
     sys.stdout.flush()
     os.execv(command[0], command)  # Streamlit takes over this process (and its Ctrl-C)
 
@@ -429,6 +432,11 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port to serve on (Streamlit's default: 8501)")
     s.add_argument("--address", help="address to listen on (Streamlit's default: every interface)")
     s.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
+    s.add_argument(
+        "--shared",
+        action="store_true",
+        help=f"serve others: no paths on this machine from the page or a link ({SHARED_ENV}=1; see the README)",
+    )
     s.add_argument(
         "streamlit",
         nargs=argparse.REMAINDER,
