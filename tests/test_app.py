@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 import explorer.ui.cached as cached
 from explorer.models.reducers import REDUCERS
 from explorer.ui.views import STYLE_NAMES
+from explorer.video import SAMPLES
 from tests.conftest import write_video
 
 STYLES = {label: style for style, label in STYLE_NAMES.items()}
@@ -242,3 +243,14 @@ def test_a_link_reopens_the_same_view():
     assert at.get("image")[0].proto.imgs[0].caption.startswith("96 tokens at layer 5")
     at.slider(key="layer").set_value(7).run()
     assert at.query_params["layer"] == "7"
+
+
+def test_the_prediction_says_what_it_is_worth(app):
+    assert any("Untrained network" in c.value for c in app.caption)
+    app.selectbox(key="model_size").set_value("demo").run()
+    assert not app.exception
+    assert not any("learned from generated clips" in c.value for c in app.caption), "a generated sample"
+    app.selectbox(key="sample").set_value(next(name for name in SAMPLES if "Bunny" in name)).run()
+    assert not app.exception
+    caveat = next(c.value for c in app.caption if "learned from generated clips" in c.value)
+    assert "Big Buck Bunny" in caveat and "16 frames of 112 px" in caveat

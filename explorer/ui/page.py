@@ -14,7 +14,7 @@ import streamlit as st
 
 from explorer.deployment import shared
 from explorer.errors import USER_ERRORS
-from explorer.models.weights import CheckpointError
+from explorer.models.weights import CheckpointError, LoadReport
 from explorer.trace import Trace
 from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
 from explorer.video import Clip
@@ -89,6 +89,9 @@ def main() -> None:
         compare_views(clip, dense, compare.compare_traces(comparing, run))
         return
     views.numbers_view(trace, dense)
+    caveat = prediction_caveat(report, choice)
+    if caveat:
+        st.caption(caveat)
     st.subheader("Prediction: dense vs reduced")
     views.prediction_view(trace, dense, untrained=report is None)
     layer_views(clip, trace, dense, reducer)
@@ -105,6 +108,21 @@ def main() -> None:
         reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
     with st.expander("Accuracy against token budget: every reducer on the demo model's held-out clips"):
         views.accuracy_view(cached.accuracy_table())
+
+
+def prediction_caveat(report: LoadReport | None, choice: sidebar.VideoChoice) -> str | None:
+    """What the prediction is worth here: nothing from an untrained network, little from one trained on
+    generated clips (`python -m explorer train`) shown anything but a generated clip."""
+    if report is None:
+        return "Untrained network: its top-1 is a label picked by random weights, not an answer."
+    generated = choice.key.startswith("sample:") and "generated" in choice.name
+    if report.training and not generated:
+        return (
+            "This network learned from generated clips only (one shape moving over a texture, "
+            f"{report.config.num_frames} frames of {report.config.img_size} px). {choice.name} is not such a clip, "
+            "so its answer is a guess among its labels: watch what the reducer changes, not the label itself."
+        )
+    return None
 
 
 @st.fragment
