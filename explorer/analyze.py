@@ -88,8 +88,12 @@ def analyze(
     model_name: str = "",
     timing_runs: int = 1,
     saliency: SaliencySpec | None = SaliencySpec(),
+    window: int | None = None,
 ) -> Trace:
     """Reduce, run and trace one clip.
+
+    window: attention within windows of that many consecutive frames (a multiple of the tubelet), as
+    VTM's blocks attend, merging within them too; None (the default) attends over the whole clip.
 
     The forward runs once untimed, tracing every layer (and the attention, for saliency);
     its output is the prediction. Then it runs `timing_runs` times timed, tracing nothing;
@@ -108,6 +112,7 @@ def analyze(
         raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
     dev = resolve_device(device)
     run = dict(
+        window_slots=window_slots(window, cfg.tubelet, cfg.num_frames),
         labels=labels,
         model_name=model_name,
         timing_runs=timing_runs,
@@ -115,6 +120,17 @@ def analyze(
         precision=resolve_precision(precision, dev),
     )
     return _analyze_with_fallback(dev, clip, model, reducer, run)
+
+
+def window_slots(window: int | None, tubelet: int, num_frames: int) -> int | None:
+    """Time slots per attention window for a window of `window` frames; None for global attention."""
+    if window is None:
+        return None
+    if isinstance(window, bool) or not isinstance(window, int) or window < tubelet or window % tubelet:
+        raise ParameterError(
+            f"the attention window must be a whole number of tubelets ({tubelet} frames), got {window}"
+        )
+    return min(window, num_frames) // tubelet
 
 
 def fit_reducer(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> tuple[Reducer, list[str]]:
@@ -156,6 +172,7 @@ def _analyze_on(
     timing_runs: int,
     saliency: SaliencySpec | None,
     precision: str,
+    window_slots: int | None = None,
 ) -> Trace:
     cfg = model.cfg
     if next(model.parameters()).device.type != dev.type:  # a copy there: the model may be shared, and others may run it
@@ -174,6 +191,7 @@ def _analyze_on(
             model_name=model_name,
             timing_runs=timing_runs,
             precision=precision,
+            windowed=window_slots is not None,
         )
     asked = dict(reducer.values)
     reducer, notes = fit_reducer(reducer, video, model)
@@ -195,11 +213,18 @@ def _analyze_on(
         dev,
         precision,
         timing_runs,
-        lambda trace: engine.run_clip(model, video[None], selection, reducer, trace=trace, fusion=fusion),
+        lambda trace: engine.run_clip(
+            model, video[None], selection, reducer, trace=trace, fusion=fusion, window_slots=window_slots
+        ),
     )
 
     tokens = [layer.cells.size for layer in record.layers]
-    flops = model_flops(cfg, tokens, mlp_tokens=[block.mlp_tokens for block in record.blocks])
+    flops = model_flops(
+        cfg,
+        tokens,
+        mlp_tokens=[block.mlp_tokens for block in record.blocks],
+        attention_pairs=[block.attention_pairs for block in record.blocks],
+    )
     if record.boxes is not None:  # a tokenizer's kernels: each token reads 3 x the volume of its box
         volume = int(np.prod(record.boxes[:, 1::2] - record.boxes[:, 0::2], axis=1).sum())
         flops[0] = embed_flops(1, cfg.embed_dim, 3 * volume) + 2.0 * cfg.embed_dim * cfg.num_classes
@@ -211,6 +236,7 @@ def _analyze_on(
         )
     meta = _meta(clip, reducer, dev, precision, model_name, timing_runs, notes, values)
     meta["saliency"] = {"fusion": saliency.fusion, "discard": saliency.discard} if saliency else None
+    meta["window"] = window_slots * cfg.tubelet if window_slots else None
     if asked.get("budget"):
         meta["budget"] = {
             "fraction": asked["budget"],
@@ -295,6 +321,7 @@ def _network_trace(
     model_name: str,
     timing_runs: int,
     precision: str,
+    windowed: bool = False,
 ) -> Trace:
     """A network of its own (MViT): its token grids tile the clip, so owner maps cells to pooled tokens."""
     cfg = model.cfg
@@ -313,7 +340,8 @@ def _network_trace(
         precision,
         model_name,
         timing_runs,
-        [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"],
+        [f"{reducer.title} replaces the chosen ViT; 'dense' is still the ViT, for comparison"]
+        + [f"{reducer.title}'s attention is its own (pooled, global): the attention window does not apply"] * windowed,
         values,
     )
     meta |= {
@@ -340,8 +368,14 @@ def _network_trace(
     )
 
 
-def model_flops(cfg: VideoViTConfig, tokens_per_layer: list[int], mlp_tokens: list[int] | None = None) -> np.ndarray:
-    """FLOPs per layer of this ViT when its layers hold these many tokens (MLPs: mlp_tokens, if given)."""
+def model_flops(
+    cfg: VideoViTConfig,
+    tokens_per_layer: list[int],
+    mlp_tokens: list[int] | None = None,
+    attention_pairs: list[int] | None = None,
+) -> np.ndarray:
+    """FLOPs per layer of this ViT when its layers hold these many tokens (MLPs: mlp_tokens, attention:
+    attention_pairs (query, key) pairs, if given)."""
     return vit_flops(
         tokens_per_layer,
         cfg.embed_dim,
@@ -349,6 +383,7 @@ def model_flops(cfg: VideoViTConfig, tokens_per_layer: list[int], mlp_tokens: li
         3 * cfg.tubelet * cfg.patch * cfg.patch,
         cfg.num_classes,
         mlp_tokens=mlp_tokens,
+        attention_pairs=attention_pairs,
     )
 
 

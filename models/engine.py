@@ -72,14 +72,23 @@ def attend(
     weights: bool = False,
     key_bias: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
     packed: Packed | None = None,
+    windows: torch.Tensor | None = None,
 ) -> Attended:
     """timm's `Attention.forward` on x, also returning what it hides when asked.
 
     key_bias: a logits bias made from the keys averaged over heads (computed once with q and v).
     packed: x is a pack (total, D) of several clips; attention is block-diagonal per clip.
+    windows: (B, N) long, each token's window: a token attends only to the tokens of its own window.
+    Without weights, mask or bias asked, the windows are packed and attend one by one (memory grows
+    with the largest window, not the clip); otherwise a mask over the whole clip keeps them apart.
     """
     if packed is not None:
         return Attended(_packed_attention(attn, x, packed))
+    if windows is not None and not (weights or key_bias) and mask is None:
+        return _windowed_attention(attn, x, windows, keys)
+    if windows is not None:
+        apart = windows[:, None, :, None] != windows[:, None, None, :]
+        mask = torch.zeros(apart.shape, device=x.device).masked_fill(apart, -torch.inf) + (0 if mask is None else mask)
     if not (keys or weights or key_bias) and mask is None:
         return Attended(attn(x))
     B, N, _ = x.shape
@@ -119,6 +128,30 @@ def _packed_attention(attn: Attention, x: torch.Tensor, packed: Packed) -> torch
     q, k = attn.q_norm(q), attn.k_norm(k)
     out = packed_attention(q, k, v, packed.cu_seqlens, packed.max_len, scale=attn.scale, lengths=packed.lengths)
     return attn.proj_drop(attn.proj(attn.norm(out.reshape(x.shape[0], attn.attn_dim))))
+
+
+def _windowed_attention(attn: Attention, x: torch.Tensor, windows: torch.Tensor, keys: bool) -> Attended:
+    """timm's Attention.forward with attention kept within windows: the tokens of each (clip, window) are
+    gathered into one segment of a pack, attend there (`packed_attention`), and go back to their places.
+    Reading the windows' sizes is one wait for the device per block."""
+    B, N, D = x.shape
+    group = (windows + torch.arange(B, device=x.device)[:, None] * (N + 1)).flatten()
+    order = torch.argsort(group, stable=True)
+    lengths = torch.unique_consecutive(group[order], return_counts=True)[1].tolist()
+    flat = x.reshape(B * N, D)[order]
+    gate_layer = getattr(attn, "gate", None)
+    qkv = attn.qkv(flat).reshape(B * N, 3, attn.num_heads, attn.head_dim)
+    q, k, v = qkv.unbind(1)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    cu_seqlens = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int32, device=x.device)
+    out = packed_attention(q, k, v, cu_seqlens, max(lengths), scale=attn.scale, lengths=lengths)
+    out = attn.norm(out.reshape(B * N, attn.attn_dim))
+    if gate_layer is not None:
+        out = out * gate_layer(flat).sigmoid()
+    out = attn.proj_drop(attn.proj(out))
+    back = torch.empty_like(order).scatter_(0, order, torch.arange(B * N, device=x.device))
+    mean_keys = k.mean(dim=1)[back].reshape(B, N, -1) if keys else None
+    return Attended(out[back].reshape(B, N, -1), mean_keys)
 
 
 def attention_half(block: Block, x: torch.Tensor, **asked: Any) -> tuple[torch.Tensor, Attended]:
@@ -199,6 +232,7 @@ class BlockRecord:
 
     attention_tokens: int
     mlp_tokens: int
+    attention_pairs: int = 0  # (query, key) pairs its attention scored: N^2, or the sum over windows of theirs
     fused: np.ndarray | None = None  # (N, N) attention with heads fused, rows summing to one
     received: np.ndarray | None = None  # (N,) attention each token receives, averaged over heads and queries
     new_index: np.ndarray | None = None  # (N,) the reduction after this block's attention (or after the block)
@@ -230,8 +264,10 @@ class _Flow(BlockHooks):
         depth: int,
         trace: bool,
         fusion: HeadFusion | None,
+        window_slots: int | None = None,
     ):
         self.size = torch.ones(x.shape[:2], device=x.device)
+        self.window_slots = window_slots  # time slots per attention window; None: global attention
         self.cells, self.owner = cells, owner
         self.merged = False  # any token stands for more than one input token (set without asking the GPU)
         self.reducer, self.grid, self.depth = reducer, grid, depth
@@ -246,9 +282,21 @@ class _Flow(BlockHooks):
         asked: dict[str, Any] = {"keys": "keys" in needs, "weights": self.fusion is not None or "attention" in needs}
         if self.merged and reducer is not None and reducer.proportional_attention:
             asked["mask"] = torch.log(self.size)[:, None, None, :]
+        windows = self.windows()
+        if windows is not None:
+            asked["windows"] = windows
         if self.trace:
-            self.blocks.append(BlockRecord(attention_tokens=self.cells.shape[1], mlp_tokens=0))
+            tokens = self.cells.shape[1]
+            pairs = tokens**2 if windows is None else int((np.bincount(windows[0].cpu().numpy()) ** 2).sum())
+            self.blocks.append(BlockRecord(attention_tokens=tokens, mlp_tokens=0, attention_pairs=pairs))
         return asked
+
+    def windows(self) -> torch.Tensor | None:
+        """(B, N) each token's attention window: the time slot of the cell it keeps, over the slots per window."""
+        if self.window_slots is None:
+            return None
+        _, H, W = self.grid
+        return self.cells // (H * W * self.window_slots)
 
     def after_attention(self, index: int, x: torch.Tensor, attended: Attended) -> torch.Tensor:
         if self.fusion is not None:
@@ -286,6 +334,7 @@ class _Flow(BlockHooks):
             size=self.size,
             cells=self.cells,
             received=received,
+            windows=self.windows(),
         )
         reduction, values = reducer.step(ctx)
         if self.trace:
@@ -320,8 +369,12 @@ def run_clip(
     reducer: Reducer,
     trace: bool = False,
     fusion: HeadFusion | None = None,
+    window_slots: int | None = None,
 ) -> tuple[torch.Tensor, FlowRecord | None]:
     """Logits (B, classes) for normalized clips (B, 3, T, H, W), and with `trace` what happened to its tokens.
+
+    window_slots: attention within windows of that many consecutive time slots (a token's window is its
+    kept cell's), as VTM's blocks attend; merging reducers then merge within windows too. None: global.
 
     A batch (B > 1) runs untraced, with a reducer that lets every tubelet in and keeps the same count
     in every clip (ToMe, VTM, STA, EViT: their counts depend on the count alone).
@@ -343,7 +396,7 @@ def run_clip(
     x = tokenizer.tokenize(video, model.cfg.embed_dim) if tokenizer else model.embed(video, keep, lengths)
     owner = torch.from_numpy(selection.owner.reshape(1, -1)).to(device=device, dtype=torch.long).expand(B, -1)
     in_model = reducer if isinstance(reducer, InModelReducer) else None
-    flow = _Flow(x, keep, owner, in_model, model.grid, len(model.blocks), trace, fusion)
+    flow = _Flow(x, keep, owner, in_model, model.grid, len(model.blocks), trace, fusion, window_slots)
     x = model.norm(run_blocks(model.blocks, x, flow))
     pooling = flow.size if flow.merged and in_model is not None and in_model.pool_by_size else None
     logits = model.forward_head(x, pooling)

@@ -43,7 +43,12 @@ class Reduction:
 
 
 def match_to_targets(
-    metric: torch.Tensor, is_target: torch.Tensor, r: int, mode: str = "weighted", n_targets: int | None = None
+    metric: torch.Tensor,
+    is_target: torch.Tensor,
+    r: int,
+    mode: str = "weighted",
+    n_targets: int | None = None,
+    groups: torch.Tensor | None = None,
 ) -> Reduction:
     """Merge the r sources most similar to their best target into it.
 
@@ -52,6 +57,10 @@ def match_to_targets(
     the count is read from is_target (and checked). Similarities are computed in float32,
     also under autocast. The new sequence is the unmerged sources (most similar first, as
     ToMe orders them) followed by the targets in their order; each target keeps its own place.
+
+    groups: (B, N), e.g. each token's attention window: a source matches only targets of its own
+    group, and one with none there stays. r is then capped at the sources that have a target,
+    read from the device (one wait), so a batch row may merge fewer than asked.
     """
     B, N, _ = metric.shape
     if n_targets is None:
@@ -66,7 +75,12 @@ def match_to_targets(
         order = torch.argsort(is_target.to(torch.uint8), dim=1, stable=True)  # sources then targets, ascending
         src_pos, tgt_pos = order[:, :n_sources], order[:, n_sources:]
         scores = _gather(metric, src_pos) @ _gather(metric, tgt_pos).transpose(-1, -2)
+        if groups is not None:
+            apart = groups.gather(1, src_pos)[:, :, None] != groups.gather(1, tgt_pos)[:, None, :]
+            scores = scores.masked_fill(apart, -torch.inf)
     best, best_target = scores.max(dim=-1) if n_targets else (scores.new_zeros(B, n_sources), src_pos * 0)
+    if groups is not None and n_targets:
+        r = min(r, int(torch.isfinite(best).sum(dim=1).min()))
     edges = best.argsort(dim=-1, descending=True)
     stay, go = edges[:, r:], edges[:, :r]
     kept = n_sources - r
@@ -79,11 +93,12 @@ def match_to_targets(
     return Reduction(new_index=new_index, keeper=keeper, mode=mode)
 
 
-def bipartite_soft_matching(metric: torch.Tensor, r: int) -> Reduction:
-    """ToMe: tokens alternate into sets A (even positions) and B (odd); r is capped at half the tokens."""
+def bipartite_soft_matching(metric: torch.Tensor, r: int, groups: torch.Tensor | None = None) -> Reduction:
+    """ToMe: tokens alternate into sets A (even positions) and B (odd); r is capped at half the tokens.
+    With groups (attention windows), a token merges only within its own (see match_to_targets)."""
     B, N, _ = metric.shape
     is_target = (torch.arange(N, device=metric.device) % 2 == 1).expand(B, -1)
-    return match_to_targets(metric, is_target, min(int(r), N // 2), n_targets=N // 2)
+    return match_to_targets(metric, is_target, min(int(r), N // 2), n_targets=N // 2, groups=groups)
 
 
 def merge_tokens(reduction: Reduction, x: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -207,6 +207,7 @@ class BlockContext:
     size: torch.Tensor  # (B, N) float: how many input tokens each token stands for (merges add up)
     cells: torch.Tensor  # (B, N) long: flat (t, h, w) index of the cell each token keeps
     received: torch.Tensor | None = None  # (B, N) attention each token receives, mean over heads and queries
+    windows: torch.Tensor | None = None  # (B, N) long: each token's attention window; None: attention is global
 
     def metric(self) -> torch.Tensor:
         """The keys averaged over heads; the engine computes them where a reducer that needs them acts."""

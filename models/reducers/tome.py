@@ -96,7 +96,7 @@ class ToMe(InModelReducer):
         r = self.schedule(ctx.depth)[ctx.block]
         if r <= 0 or ctx.x.shape[1] < 2:
             return None, {}
-        return bipartite_soft_matching(ctx.metric(), r), {}
+        return bipartite_soft_matching(ctx.metric(), r, groups=ctx.windows), {}
 
     def token_counts(self, tokens: int, grid: tuple[int, int, int], depth: int) -> list[int]:
         counts = [tokens]

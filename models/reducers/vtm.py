@@ -249,7 +249,11 @@ class VTM(InModelReducer):
         chosen, values = self._choose(ctx, ctx.cells.gather(1, order), order, count)
         is_target = torch.zeros_like(chosen).scatter_(1, order, chosen)
         values["vtm_target"] = is_target.float()
-        reduction = match_to_targets(ctx.metric(), is_target, r, mode="mean", n_targets=count) if r > 0 else None
+        reduction = (
+            match_to_targets(ctx.metric(), is_target, r, mode="mean", n_targets=count, groups=ctx.windows)
+            if r > 0
+            else None
+        )
         return reduction, values
 
     def _choose(
