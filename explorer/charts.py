@@ -127,3 +127,51 @@ def accuracy_budget(result: dict) -> go.Figure:
     fig.update_yaxes(title_text="ms per clip", rangemode="tozero", row=1, col=2)
     fig.update_layout(**{**LAYOUT, "height": 380})
     return fig
+
+
+def slot_spans(trace: Trace, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per time slot t': how many tokens are homed there at `layer`, and how many slots those tokens cover
+    on average (1: each stays in its own slot; more: merged or run-length tokens reaching along time)."""
+    owner = trace.owner[layer].reshape(trace.grid[0], -1)
+    slots = np.broadcast_to(np.arange(trace.grid[0])[:, None], owner.shape)
+    has = owner >= 0
+    pairs = np.unique(owner[has].astype(np.int64) * trace.grid[0] + slots[has])  # each (token, slot) once
+    span = np.bincount(pairs // trace.grid[0], minlength=len(trace.values["cell"][layer]))
+    home_slot = np.asarray(trace.values["cell"][layer]) // (trace.grid[1] * trace.grid[2])
+    counts = np.bincount(home_slot, minlength=trace.grid[0])
+    spans = np.bincount(home_slot, weights=span, minlength=trace.grid[0])
+    return counts, np.divide(spans, counts, out=np.zeros(trace.grid[0]), where=counts > 0)
+
+
+def token_timeline(trace: Trace, layer: int | None = None) -> go.Figure:
+    """A heat row per layer over the clip's time slots: the tokens homed in each slot (colour) and how far
+    they reach along time (hover). The attention windows, when the run had them, are drawn as lines."""
+    rows = [slot_spans(trace, layer_) for layer_ in range(trace.layers + 1)]
+    counts = np.stack([c for c, _ in rows])
+    spans = np.stack([s for _, s in rows])
+    fig = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=list(range(trace.grid[0])),
+            y=list(range(trace.layers + 1)),
+            customdata=spans,
+            colorscale="Viridis",
+            colorbar=dict(title="tokens"),
+            hovertemplate="t'=%{x}, layer %{y}: %{z} tokens, each covering %{customdata:.2f} slots<extra></extra>",
+        )
+    )
+    window = trace.meta.get("window")
+    if window:
+        for edge in range(window // trace.cell[0], trace.grid[0], window // trace.cell[0]):
+            fig.add_vline(x=edge - 0.5, line_color="white", line_dash="dash")
+    if layer is not None:
+        fig.add_hline(y=layer, line_color="red", line_dash="dot")
+    windows = f"; windows of {window} frames (dashed)" if window else "; attention over the whole clip"
+    fig.update_layout(
+        title=f"Tokens per time slot, per layer{windows}",
+        xaxis_title=f"time slot t' ({trace.cell[0]} frames each)",
+        yaxis_title="layer",
+        yaxis_autorange="reversed",
+        **{**LAYOUT, "height": 120 + 24 * (trace.layers + 1)},
+    )
+    return fig

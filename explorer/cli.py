@@ -73,6 +73,7 @@ def run_analyze(args: argparse.Namespace) -> None:
         model_name=spec.describe(),
         timing_runs=args.runs,
         saliency=saliency,
+        window=args.window,
     )
     out = trace.save(args.out)
     kept, total = trace.tokens_per_layer[0], trace.input_tokens
@@ -281,7 +282,12 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
     )
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    a.add_argument("--runs", type=int, default=1, help="timed forward passes (median reported)")
+    a.add_argument("--runs", type=int, default=5, help="timed forward passes after a warm-up (median reported)")
+    a.add_argument(
+        "--window",
+        type=int,
+        help="attention within windows of this many consecutive frames, as VTM's (default: the whole clip)",
+    )
     a.add_argument(
         "--saliency",
         default="mean",

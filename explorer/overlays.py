@@ -393,9 +393,16 @@ def draw_clip(
     focus: Cell | None = None,
     vmin: float | None = None,
     vmax: float | None = None,
+    slots: range | None = None,
 ) -> np.ndarray:
-    """All tubelets (one frame each, its last, or every frame) tiled in a grid with labels."""
-    picks = None if every_frame else range(trace.cell[0] - 1, frames.shape[0], trace.cell[0])
+    """All tubelets (one frame each, its last, or every frame) tiled in a grid with labels; with `slots`,
+    only the tubelets of those time slots (a page of a long clip)."""
+    tubelet = trace.cell[0]
+    picks = [
+        f
+        for f in range(frames.shape[0])
+        if (every_frame or f % tubelet == tubelet - 1) and (slots is None or f // tubelet in slots)
+    ]
     tiles = draw_frames(frames, trace, layer, style, value, picks=picks, focus=focus, vmin=vmin, vmax=vmax)
     return tile_images(tiles, columns, gap)
 

@@ -254,3 +254,15 @@ def test_the_prediction_says_what_it_is_worth(app):
     assert not app.exception
     caveat = next(c.value for c in app.caption if "learned from generated clips" in c.value)
     assert "Big Buck Bunny" in caveat and "16 frames of 112 px" in caveat
+
+
+def test_a_long_clip_pages_its_frames_and_shows_a_timeline_with_its_windows(app):
+    app.select_slider(key="frames").set_value(64).run()
+    app.select_slider(key="window").set_value(16).run()
+    assert not app.exception and not app.error
+    assert "/ 1568" in metric(app, "Tokens per layer")  # 32 slots of 7 x 7 at 112 px
+    assert "Time slots 0-15 of 32." in app.get("image")[0].proto.imgs[0].caption
+    timeline = next(c for c in app.get("plotly_chart") if "Tokens per time slot" in c.proto.spec)
+    assert "windows of 16 frames" in timeline.proto.spec
+    app.slider(key="slots_from").set_value(16).run()
+    assert not app.exception and "Time slots 16-31 of 32." in app.get("image")[0].proto.imgs[0].caption

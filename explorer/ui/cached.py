@@ -70,6 +70,7 @@ def trace(
     timing_runs: int,
     saliency: SaliencySpec | None,
     precision: str = "auto",
+    window: int | None = None,
 ) -> Trace:
     return analyze(
         _clip,
@@ -81,4 +82,5 @@ def trace(
         model_name=str(model_key[0]),
         timing_runs=timing_runs,
         saliency=saliency,
+        window=window,
     )

@@ -65,6 +65,7 @@ def main() -> None:
             timing_runs=model_choice.timing_runs,
             precision=model_choice.precision,
             saliency=saliency,
+            window=model_choice.window,
         )
         with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
             dense = cached.trace(reducer="none", params=(), **run)
@@ -80,6 +81,13 @@ def main() -> None:
         st.caption("The frames the model sees, at the rate they were sampled.")
     if report:
         views.checkpoint_view(report)
+        trained = report.config.num_frames
+        if clip.num_frames > trained:
+            st.caption(
+                f"This network was trained on clips of {trained} frames. On {clip.num_frames} its sin-cos "
+                "position table extends to positions it never saw in training, so its answers on long clips are "
+                "less sure than on short ones; tokens, FLOPs and times are as real as ever."
+            )
     else:
         st.warning(
             f"Untrained model: ViT-{model_choice.size} has random weights (seed 0). Token counts, FLOPs "
@@ -148,6 +156,7 @@ def layer_views(clip: Clip, trace: Trace, dense: Trace, reducer: str) -> None:
         st.subheader("Grids per layer")
         views.layer_table_view(trace)
     views.charts_view(trace, dense, layer)
+    views.timeline_view(trace, layer)
     st.subheader("Export")
     views.export_view(clip, trace, image, layer, style, value, focus)
     st.subheader("Link to this view")

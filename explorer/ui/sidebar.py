@@ -51,6 +51,7 @@ class ModelChoice:
     device: str
     timing_runs: int
     precision: str = "auto"
+    window: int | None = None  # attention within windows of this many frames; None: over the whole clip
 
     @property
     def native_size(self) -> int:
@@ -87,9 +88,10 @@ FRAMES = widget(
     "frames",
     "Frames",
     16,
-    choices=range(2, 33, 2),
+    choices=[*range(2, 33, 2), 48, 64, 96, 128, 192, 256],
     kind="select_slider",
-    help="Frames fed to the model; a tubelet is 2 frames.",
+    help="Frames fed to the model; a tubelet is 2 frames. Past 32 the clip is long: the frames show a page "
+    "at a time, a timeline shows the tokens along it, and attention windows (Model) keep its cost down.",
 )
 STRIDE = widget("stride", "Temporal stride", 4, low=1, high=64, help="Take every S-th frame of the source.")
 START = widget("start", "Start (s)", 0.0, low=0.0, step=0.5, kind="number_input")
@@ -131,6 +133,17 @@ PRECISION = widget(
     extra={"horizontal": True},
     help="The forward runs under autocast at this precision. auto: bf16 on a GPU that supports it "
     "(else fp16), fp32 on the CPU; bf16 on the CPU runs the GPU's code path.",
+)
+GLOBAL = "whole clip"
+WINDOW = widget(
+    "window",
+    "Attention window (frames)",
+    GLOBAL,
+    choices=[GLOBAL, 4, 8, 16, 32, 64],
+    kind="select_slider",
+    help="Blocks attend within windows of this many consecutive frames, as VTM's do (6, 30 and 60 frames in "
+    "its paper; here multiples of the 2-frame tubelet), and ToMe and VTM merge only within a window. A window "
+    "of the whole clip is global attention, exactly.",
 )
 TIMING_RUNS = widget(
     "timing_runs",
@@ -234,8 +247,16 @@ def model_ui() -> ModelChoice:
     else:
         weights = WEIGHTS.draw().strip()
         _download_ui()
+    window = WINDOW.draw()
     device, precision, runs = DEVICE.draw(), PRECISION.draw(), TIMING_RUNS.draw()
-    return ModelChoice(size, os.path.expanduser(weights) if weights else None, device, int(runs), precision)
+    return ModelChoice(
+        size,
+        os.path.expanduser(weights) if weights else None,
+        device,
+        int(runs),
+        precision,
+        None if window == GLOBAL else int(window),
+    )
 
 
 def _download_ui() -> None:

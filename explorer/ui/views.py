@@ -57,6 +57,16 @@ STYLE = widget(
 )  # the first overlay the trace offers
 EVERY_FRAME = widget("every_frame", "All frames", False, kind="toggle", help="Show both frames of each tubelet.")
 HEAT_VALUE = widget("heat_value", "Heat value", "rollout", choices=HEAT_VALUES, only_if=("style", "heat"))
+PAGE_SLOTS = 16  # time slots drawn at once: a long clip's frames are shown a page at a time
+SLOTS_FROM = widget(
+    "slots_from",
+    "Time slots from",
+    0,
+    low=0,
+    step=PAGE_SLOTS // 2,
+    kind="slider",
+    help=f"A long clip is drawn {PAGE_SLOTS} time slots at a time; this is the first one shown.",
+)
 FOCUS_ON = widget(
     "focus_on",
     "Follow a cell",
@@ -194,16 +204,27 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
     if style == "heat":
         value = HEAT_VALUE.draw(row[0], choices=heat, format_func=lambda name: values.describe(name, trace=trace).label)
     focus = focus_ui(trace, row[1:])
+    slots = slot_page(trace)
     image = draw_clip(
-        clip.frames, trace, layer, style, value, every_frame=every, columns=8 if every else 4, focus=focus
+        clip.frames,
+        trace,
+        layer,
+        style,
+        value,
+        every_frame=every,
+        columns=8 if every else 4,
+        focus=focus,
+        slots=slots,
     )
     picture, info = st.columns([4, 1]) if focus else (st.container(), None)
+    shown = f" Time slots {slots.start}-{slots.stop - 1} of {trace.grid[0]}." if slots else ""
     picture.image(
         image,
         width="stretch",
         output_format="PNG",
         caption=f"{trace.tokens_per_layer[layer]} tokens at layer {layer}. "
-        + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames."),
+        + ("One frame per tubelet (its last)." if not every else "Every frame; a tubelet is 2 frames.")
+        + shown,
     )
     with picture:
         if style == "value":
@@ -215,6 +236,15 @@ def token_view(clip: Clip, trace: Trace) -> tuple[np.ndarray, int, str, str | No
         with info:
             cluster_info_view(cluster_info(trace, layer, focus), layer, trace)
     return image, layer, style, value, focus
+
+
+def slot_page(trace: Trace) -> range | None:
+    """The time slots to draw: all of a short clip; a page of PAGE_SLOTS, chosen with a slider, of a long one."""
+    slots = trace.grid[0]
+    if slots <= PAGE_SLOTS:
+        return None
+    start = int(SLOTS_FROM.draw(high=slots - PAGE_SLOTS))
+    return range(start, start + PAGE_SLOTS)
 
 
 def focus_ui(trace: Trace, cols: list[DeltaGenerator]) -> tuple[int, int, int] | None:
@@ -363,6 +393,19 @@ def layer_table_view(trace: Trace) -> None:
         "is the grid of tokens a block outputs: pooling the queries with a stride shrinks it, and each "
         "token's footprint (frames x px x px) grows. Keys and values are pooled further, so attention "
         "compares each query with a small grid only."
+    )
+
+
+def timeline_view(trace: Trace, layer: int) -> None:
+    """For a long clip, or windowed attention: where along time the tokens are, layer by layer."""
+    if trace.grid[0] <= PAGE_SLOTS and not trace.meta.get("window"):
+        return
+    st.plotly_chart(charts.token_timeline(trace, layer), key="chart_timeline")
+    st.caption(
+        "Each row is a layer (0 = what enters the first block), each column a time slot t' of the clip. The "
+        "colour counts the tokens homed in that slot; hover for how many slots each of them covers on average "
+        "(more than 1: tokens merged, or runs of RLT, reaching along time). Dashed lines are the attention "
+        "windows' edges: no token attends, or merges, across them. The red dotted row is the layer shown above."
     )
 
 
