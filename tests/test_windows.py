@@ -107,3 +107,30 @@ def test_a_bad_window_is_named():
         analyze(noise_clip(), model(), make_reducer("none"), device="cpu", window=3)
     with pytest.raises(ParameterError, match="whole number of tubelets"):
         analyze(noise_clip(), model(), make_reducer("none"), device="cpu", window=0)
+
+
+LONG_RUN = """
+import resource, sys
+from explorer.analyze import DEMO, ModelSpec, analyze, build_model
+from explorer.models.reducers import make_reducer
+from explorer.video import load_clip, sample_path
+clip = load_clip(sample_path("Long: still, moving, panning (generated, 64 s)"), frames=256, stride=4, size=112)
+model, _ = build_model(ModelSpec(size=DEMO), 256, 112)
+for reducer, window in (("none", 16), ("rlt", None), ("vtm", 16)):
+    trace = analyze(clip, model, make_reducer(reducer), device="cpu", window=window)  # saliency asked for
+    assert trace.input_tokens == 6272, trace.input_tokens
+    notes = " ".join(trace.meta["notes"])
+    assert trace.meta["saliency"] is not None or "saliency was not computed" in notes, notes
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+LONG_CLIP_MB = 1500  # the README states it
+
+
+def test_a_256_frame_clip_analyses_within_the_stated_memory():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LONG_RUN], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    peak = int(done.stdout.split()[-1])
+    assert peak < LONG_CLIP_MB, f"peak resident memory {peak} MB"
