@@ -30,6 +30,7 @@ from .values import VALUES
 from .video import Clip
 
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
+SCORES_BYTES = 4 * 2**30  # one block's attention scores, where a reducer needs them: beyond this, refused
 DEMO = "demo"  # the model size that names the shipped, trained demo model
 DEMO_WEIGHTS = Path(__file__).resolve().parent / "assets" / "demo_model.safetensors"
 
@@ -122,6 +123,18 @@ def analyze(
     return _analyze_with_fallback(dev, clip, model, reducer, run)
 
 
+def _check_scores(reducer: Reducer, tokens: int, heads: int) -> None:
+    """Refuse, naming the numbers, a run whose reducer makes blocks materialize their (heads, N, N) attention
+    scores (attention weights read, or proportional attention's bias) when one block's would not fit."""
+    needed = engine.score_bytes(reducer, heads, tokens)
+    if needed > SCORES_BYTES:
+        raise ParameterError(
+            f"{reducer.name} needs each block's attention scores: {tokens} tokens x {heads} heads would take "
+            f"{needed / 2**30:.1f} GiB at once (limit {SCORES_BYTES / 2**30:.0f} GiB); use fewer frames, a smaller "
+            "size or another reducer"
+        )
+
+
 def window_slots(window: int | None, tubelet: int, num_frames: int) -> int | None:
     """Time slots per attention window for a window of `window` frames; None for global attention."""
     if window is None:
@@ -201,6 +214,7 @@ def _analyze_on(
     reduce_seconds = time.perf_counter() - start
 
     tokens_in = selection.keep.size
+    _check_scores(reducer, tokens_in, cfg.num_heads)
     needed = engine.saliency_bytes(cfg.depth, cfg.num_heads, tokens_in)
     if saliency is not None and needed > SALIENCY_BYTES:
         notes.append(

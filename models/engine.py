@@ -408,6 +408,17 @@ def run_clip(
     return logits, FlowRecord(layers=flow.layers, blocks=flow.blocks, boxes=boxes, pooling=weights)
 
 
+def score_bytes(reducer: Reducer, heads: int, tokens: int) -> int:
+    """Bytes one block holds at its peak when the reducer makes it materialize its attention scores (it reads
+    the weights, or biases them by size): float32 logits and probabilities, as much again in the kernel's math
+    path. 0 when the reducer needs none (the fused kernel keeps no (N, N) scores)."""
+    if not isinstance(reducer, InModelReducer):
+        return 0
+    if "attention" not in reducer.needs and not reducer.proportional_attention:
+        return 0
+    return 3 * 4 * heads * tokens**2
+
+
 def saliency_bytes(depth: int, heads: int, tokens: int) -> int:
     """Bytes a traced run with saliency holds at its peak for `tokens` input tokens.
 

@@ -134,3 +134,11 @@ def test_a_256_frame_clip_analyses_within_the_stated_memory():
     assert done.returncode == 0, done.stderr[-3000:]
     peak = int(done.stdout.split()[-1])
     assert peak < LONG_CLIP_MB, f"peak resident memory {peak} MB"
+
+
+def test_a_long_clip_whose_attention_scores_would_not_fit_is_refused_with_the_numbers():
+    torch.manual_seed(0)
+    cfg = VideoViTConfig(embed_dim=64, depth=1, num_heads=16, num_classes=5, num_frames=256, img_size=112)
+    clip = make_clip(np.zeros((256, 112, 112, 3), dtype=np.uint8))
+    with pytest.raises(ParameterError, match=r"evit needs each block's attention scores: 6272 tokens x 16 heads"):
+        analyze(clip, VideoViT(cfg).eval(), make_reducer("evit"), device="cpu", saliency=None)

@@ -115,9 +115,10 @@ class VTM(InModelReducer):
         "The paper has no public code: this is the explorer's own implementation."
     )
     departures = (
-        "No public code exists; this implementation follows the paper's description. Attention is global unless an "
-        "attention window is chosen (Model: Attention window; the paper's blocks attend within windows of 6, 30 and "
-        "60 consecutive frames; here multiples of the 2-frame tubelet, and merging then stays within a window). Merging "
+        "No public code exists; this implementation follows the paper's description. Attention is global unless "
+        "an attention window is chosen (Model: Attention window; the paper's blocks attend within windows of 6, 30 "
+        "and 60 consecutive frames; here multiples of the 2-frame tubelet, and merging then stays within a window). "
+        "Merging "
         "happens in merge_blocks blocks spread evenly over the depth (default 2: blocks 5 and 9 of 12, counting "
         "from 1), so that a 16 x 224 x 224 clip keeps 1568 -> 523 -> 175 tokens instead of collapsing to a "
         "handful. Every strategy takes ceil(N / gamma) targets; region and boundary keep the paper's 3:1 density "
