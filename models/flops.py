@@ -41,7 +41,5 @@ def vit_flops(
     mlp_tokens = mlp_tokens or list(tokens_per_layer[:-1])
     pairs = attention_pairs or [n * n for n in tokens_per_layer[:-1]]
     per_layer = [embed_flops(tokens_per_layer[0], dim, patch_values) + 2.0 * dim * num_classes]
-    per_layer += [
-        block_flops(n, dim, mlp_ratio, m, p) for n, m, p in zip(tokens_per_layer[:-1], mlp_tokens, pairs)
-    ]
+    per_layer += [block_flops(n, dim, mlp_ratio, m, p) for n, m, p in zip(tokens_per_layer[:-1], mlp_tokens, pairs)]
     return np.asarray(per_layer, dtype=np.float64)
