@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +30,12 @@ RUNS = [  # (label, reducer, parameters, windowed)
 ]
 
 
+def peak_mb() -> float:
+    """This process's own peak resident memory (VmHWM; ru_maxrss would count the parent's size at the fork)."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+
+
 def one_run(frames: int, reducer: str, params: dict, window: int | None, figure: str | None) -> dict:
     """Runs in its own process (see main): one setting, measured."""
     import numpy as np
@@ -40,7 +46,7 @@ def one_run(frames: int, reducer: str, params: dict, window: int | None, figure:
 
     clip = load_clip(sample_path("Long: still, moving, panning (generated, 64 s)"), frames=frames, stride=4, size=112)
     model, report = build_model(ModelSpec(size=DEMO), frames, 112)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_mb()
     trace = analyze(
         clip,
         model,
@@ -51,7 +57,7 @@ def one_run(frames: int, reducer: str, params: dict, window: int | None, figure:
         saliency=None,
         window=window,
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
     if figure:
         from explorer import charts
 

@@ -30,6 +30,7 @@ from .values import VALUES
 from .video import Clip
 
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
+MAX_TIMING_RUNS = 100
 SCORES_BYTES = 4 * 2**30  # one block's attention scores, where a reducer needs them: beyond this, refused
 DEMO = "demo"  # the model size that names the shipped, trained demo model
 DEMO_WEIGHTS = Path(__file__).resolve().parent / "assets" / "demo_model.safetensors"
@@ -109,8 +110,8 @@ def analyze(
             f"the clip is {clip.num_frames} frames of {clip.frames.shape[1]} px but the model "
             f"expects {cfg.num_frames} frames of {cfg.img_size} px"
         )
-    if timing_runs < 1:
-        raise ParameterError(f"timing runs must be at least 1, got {timing_runs}")
+    if not 1 <= timing_runs <= MAX_TIMING_RUNS:
+        raise ParameterError(f"timing runs must be between 1 and {MAX_TIMING_RUNS}, got {timing_runs}")
     dev = resolve_device(device)
     run = dict(
         window_slots=window_slots(window, cfg.tubelet, cfg.num_frames),

@@ -34,10 +34,11 @@ from explorer.models.video_vit import VideoViT, normalize_video
 
 from .analyze import ModelSpec, analyze, build_model, fit_reducer, model_flops
 from .overlays import draw_clip
-from .runtime import DTYPES, autocast, memory_guard, resolve_device, resolve_precision, synchronize
+from .runtime import DTYPES, autocast, check_fits, memory_guard, resolve_device, resolve_precision, synchronize
 from .trace import Trace
 from .video import Clip, load_clip
 
+MAX_BATCH, MAX_RUNS, MAX_THREADS = 1024, 100, 256
 TARGET = "RLT's measured speedup at least 90% of its FLOP-ideal speedup (GPU, ViT-B, batch 32)"
 
 
@@ -81,6 +82,16 @@ def bench(
     """
     if any(n is not None and n < 1 for n in (batch, threads)) or runs < 1:
         raise ParameterError(f"batch, runs and threads must be at least 1, got {batch}, {runs} and {threads}")
+    if (batch or 0) > MAX_BATCH or runs > MAX_RUNS or (threads or 0) > MAX_THREADS:
+        raise ParameterError(
+            f"batch, runs and threads must be at most {MAX_BATCH}, {MAX_RUNS} and {MAX_THREADS}, "
+            f"got {batch}, {runs} and {threads}"
+        )
+    check_fits(
+        f"a batch of {batch or 32} clips of {frames} x {size} px",
+        (batch or 32) * frames * size * size * 3 * (1 + 4 + 4),  # uint8 frames, the float clip, its normalized copy
+        "use a smaller batch, fewer frames or a smaller size",
+    )
     before = torch.get_num_threads()
     try:
         if threads is not None:

@@ -20,12 +20,15 @@ from .analyze import DEMO, ModelSpec, analyze, build_model, fit_input, resolve_d
 from .bench import bench, format_table, write_json
 from .deployment import SHARED_ENV
 from .errors import USER_ERRORS
+from .outputs import writable_file, writable_folder
 from .runtime import PRECISIONS
 from .saliency import FUSIONS, SaliencySpec
 from .train import TrainSettings
 from .video import SAMPLES, load_clip, sample_path
 
 MAX_TRAIN_CLIPS = 10_000  # the training pool stays in memory: 0.6 MB a clip at the demo size
+MAX_STEPS = 1_000_000  # training steps: the demo model takes 1,200; a million is days on a CPU
+MAX_EVAL_CLIPS = 100_000  # held-out clips generated and run one by one
 PAGE = Path(__file__).resolve().parent / "ui" / "page.py"  # the app's page, inside the package
 # .streamlit/config.toml's settings as flags: an installed package is not run from the repository's root, where
 # Streamlit finds that file (tests/test_install.py checks that the two agree).
@@ -52,6 +55,7 @@ def resolve_video(video: str) -> Path:
 
 
 def run_analyze(args: argparse.Namespace) -> None:
+    writable_folder(args.out, "the trace")
     reducer = make_reducer(args.reducer, **parse_settings(args.set))
     source = resolve_video(args.video)
     spec = ModelSpec(size=args.model, weights=args.weights)
@@ -142,6 +146,12 @@ def run_train(args: argparse.Namespace) -> None:
         )
     if settings.train_clips > MAX_TRAIN_CLIPS:
         raise ParameterError(f"--clips must be at most {MAX_TRAIN_CLIPS}: the pool stays in memory, 0.6 MB a clip")
+    if max(settings.steps, settings.saliency_steps) > MAX_STEPS or settings.eval_clips > MAX_EVAL_CLIPS:
+        raise ParameterError(
+            f"--steps and --saliency-steps must be at most {MAX_STEPS:,} (the demo model takes 1,200), "
+            f"--eval-clips at most {MAX_EVAL_CLIPS:,}"
+        )
+    writable_file(args.out, "the weights")
     model, saliency, result = train(settings, device=str(resolve_device(args.device)))
     path = save_demo(model, saliency, result, args.out)
     print(
@@ -153,8 +163,9 @@ def run_train(args: argparse.Namespace) -> None:
 def run_accuracy(args: argparse.Namespace) -> None:
     for spec in args.reducers:
         accuracy.parse_spec(spec)  # refuse a bad reducer before any work
-    if args.clips < 1:
-        raise ParameterError("--clips must be at least 1")
+    if not 1 <= args.clips <= MAX_EVAL_CLIPS:
+        raise ParameterError(f"--clips must be between 1 and {MAX_EVAL_CLIPS:,}, got {args.clips}")
+    writable_folder(args.out, "the accuracy table")
     model, report = build_model(ModelSpec(size=DEMO, weights=args.weights))
     result = accuracy.evaluate(
         model,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Iterator
 
 import torch
@@ -96,6 +97,28 @@ def memory_guard(what: str, device: torch.device, advice: str) -> Iterator[None]
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise ParameterError(memory_message(what, device, advice)) from None
+
+
+def memory_available() -> int:
+    """Bytes of memory this machine has free now (Linux's MemAvailable; the total where that cannot be read)."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(what: str, needed: int, advice: str) -> None:
+    """Refuse, before allocating, what would need more than half the free memory; the message names both."""
+    free = memory_available()
+    if needed > free // 2:
+        raise ParameterError(
+            f"{what} would need about {needed / 2**30:.1f} GiB, and this machine has {free / 2**30:.1f} GiB "
+            f"free (at most half is used): {advice}"
+        )
 
 
 def copy_to(model: nn.Module, device: torch.device) -> nn.Module:

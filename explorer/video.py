@@ -29,6 +29,7 @@ SAMPLES: dict[str, str] = {
 
 PATCH = 16  # side of one token patch in pixels
 MAX_FRAMES = 256
+MAX_STRIDE = 10_000  # source frames between two sampled ones (at 60 fps, 2.8 minutes)
 MAX_SIZE = 512  # 256 frames at 512 px is 200 MB of RGB: the bound on a clip's memory
 DEFAULT_FPS = 25.0
 SEEK_GAP = 2.0  # seconds: jumps shorter than this are decoded through, not sought
@@ -157,8 +158,8 @@ def check_params(frames: int, stride: int, size: int, start: float = 0.0, max_se
     """Raise VideoError naming the first sampling setting that cannot be used."""
     if not 1 <= frames <= MAX_FRAMES:
         raise VideoError(f"Frames must be between 1 and {MAX_FRAMES}, got {frames}.")
-    if stride < 1:
-        raise VideoError(f"Stride must be at least 1, got {stride}.")
+    if not 1 <= stride <= MAX_STRIDE:
+        raise VideoError(f"Stride must be between 1 and {MAX_STRIDE:,}, got {stride}.")
     if not (math.isfinite(start) and start >= 0):
         raise VideoError(f"Start must be a time of 0 seconds or more, got {start}.")
     if not PATCH <= size <= MAX_SIZE or size % PATCH:

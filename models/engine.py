@@ -38,6 +38,7 @@ from .reducers.base import (
     InputSelection,
     NetworkRecord,
     NetworkReducer,
+    ParameterError,
     Reducer,
     TokenizerReducer,
 )
@@ -449,10 +450,20 @@ def run_network(
     return reducer.run(network, video) if trace else (network(video), None)
 
 
+MAX_TOKENS = 65_536  # tokens entering the blocks: attention's cost grows with the square of the count
+
+
 def prepare(reducer: Reducer, video: torch.Tensor, model: VideoViT) -> InputSelection:
-    """The tubelets that enter the model; a reducer acting between blocks also reads what it needs of the clip."""
+    """The tubelets that enter the model; a reducer acting between blocks also reads what it needs of the clip.
+    More than MAX_TOKENS tokens is refused here, before anything runs, with the count."""
     cfg = model.cfg
     selection = reducer.select(video, cfg.grid, cfg.tubelet, cfg.patch)
+    if selection.keep.size > MAX_TOKENS:
+        raise ParameterError(
+            f"{reducer.name} would send {selection.keep.size:,} tokens through the blocks of a "
+            f"{video.shape[-3]} x {video.shape[-2]} x {video.shape[-1]} clip; at most {MAX_TOKENS:,} run here "
+            "(attention grows with the square of the count): use fewer frames, a smaller size or larger strides"
+        )
     if isinstance(reducer, InModelReducer):
         reducer.prepare(video, cfg.grid, cfg.tubelet, cfg.patch)
     return selection

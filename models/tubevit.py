@@ -24,6 +24,9 @@ from torch import nn
 Triple = tuple[int, int, int]
 
 
+MAX_TUBE_VALUE = 10_000  # frames or px: far past any clip the explorer takes, and small enough for C longs
+
+
 @dataclass(frozen=True)
 class Tube:
     """One sparse tube: a 3-D kernel (t, h, w) moved by `stride`, starting at `offset` (frames, px, px)."""
@@ -44,6 +47,8 @@ class Tube:
             raise ValueError(f"stride must be positive, got {_join(self.stride, ',')}")
         if min(self.offset) < 0:
             raise ValueError(f"offset must not be negative, got {_join(self.offset, ',')}")
+        if max(*self.kernel, *self.stride, *self.offset) > MAX_TUBE_VALUE:
+            raise ValueError(f"kernel, stride and offset must be at most {MAX_TUBE_VALUE} (frames or px)")
 
 
 DEFAULT_TUBES: tuple[Tube, ...] = (

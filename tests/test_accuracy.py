@@ -75,7 +75,7 @@ def test_bad_requests_are_refused(weights, tmp_path, capsys):
         (["--reducers", "tubes"], "'tubes' cannot be evaluated"),
         (["--reducers", "vtm:targets"], "key=value"),
         (["--budgets", "1.5"], "budgets must be fractions"),
-        (["--clips", "0"], "--clips must be at least 1"),
+        (["--clips", "0"], "--clips must be between 1 and 100,000, got 0"),
     ):
         assert main(["accuracy", "--weights", str(weights), "--out", str(tmp_path), *args]) == 2
         assert message in capsys.readouterr().err

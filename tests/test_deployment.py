@@ -15,12 +15,12 @@ def test_shared_reads_the_environment(monkeypatch, value, expected):
 
 
 def test_app_shared_serves_streamlit_with_the_setting(monkeypatch, capsys):
-    monkeypatch.delenv(SHARED_ENV, raising=False)
+    monkeypatch.setenv(SHARED_ENV, "0")  # recorded as it was, so that teardown puts it back (app --shared sets it)
     started = {}
     monkeypatch.setattr(os, "execv", lambda path, argv: started.update(argv=argv, shared=shared()))
     cli.main(["app", "--shared", "--port", "8600"])
     assert started["shared"] and started["argv"][2:4] == ["streamlit", "run"] and "8600" in started["argv"]
-    monkeypatch.delenv(SHARED_ENV)
+    monkeypatch.setenv(SHARED_ENV, "0")
     cli.main(["app", "--dry-run"])
     cli.main(["app", "--shared", "--dry-run"])
     plain, with_shared = capsys.readouterr().out.splitlines()

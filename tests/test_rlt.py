@@ -118,7 +118,7 @@ def test_random_drop_matches_rlt_count_and_is_seeded():
     "params, message",
     [
         ({"tau": -1}, "tau must be between"),
-        ({"tau": "abc"}, "tau must be a number"),
+        ({"tau": "abc"}, "tau must be a finite number"),
         ({"tua": 0.1}, "unknown parameter 'tua'"),
     ],
 )

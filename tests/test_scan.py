@@ -256,7 +256,7 @@ def test_bad_inputs_and_outputs_get_one_line_and_no_progress_bar(dataset, tmp_pa
     video = str(dataset / "long.mp4")
     cases = [
         ([str(binary_csv), "--out", str(tmp_path / "a")], "list.csv: not a readable CSV of path,label rows"),
-        ([video, "--out", str(a_file)], "taken.txt is a file: give a folder"),
+        ([video, "--out", str(a_file)], "taken.txt is not a folder: give a folder to write the scan to"),
         ([video, "--out", str(a_file / "sub")], "cannot write the scan to"),
         ([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "b")], "not found:"),
     ]

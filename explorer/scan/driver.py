@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from explorer.analyze import build_model, fit_input
-from explorer.models.reducers import ParameterError
+from explorer.outputs import writable_folder
 from explorer.runtime import resolve_device, resolve_precision
 from explorer.video import VideoError, check_params
 
@@ -36,9 +36,7 @@ def scan(
     """Scan videos, folders or CSVs into the folder `out`; run again, it goes on where it stopped."""
     settings = settings or ScanSettings()
     settings.check()
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError(f"{folder} is a file: give a folder to write the scan to")
+    folder = writable_folder(out, "the scan")
     items = expand(inputs)
     model, report = build_model(settings.model)
     frames = model.cfg.num_frames if settings.frames is None else settings.frames

@@ -70,9 +70,9 @@ class Param:
                     value = value.lower() in ("true", "1", "yes", "on")
                 return bool(value)
             number = kind(float(value)) if kind is int and not isinstance(value, bool) else kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             raise ParameterError(
-                f"{self.name} must be {'true or false' if kind is bool else 'a number'}, got {value!r}"
+                f"{self.name} must be {'true or false' if kind is bool else 'a finite number'}, got {value!r}"
             ) from None
         if kind is int and float(value) != number:
             raise ParameterError(f"{self.name} must be a whole number, got {value!r}")
