@@ -56,8 +56,11 @@ def test_run_lengths_are_paired_with_their_own_tokens():
     # by hand: column 3 of row 5 is kept at tubelets 0, 3 (square arrives) and 4 (square leaves)
     at = {t: sel.values["run_length"][np.searchsorted(sel.keep, t * 196 + 5 * 14 + 3)] for t in (0, 3, 4)}
     assert at == {0: 3, 3: 1, 4: 4}
-    # tokens in (t, h, w) order, lengths too: the known public-code bug would pair them in (h, w, t) order
-    assert sel.lengths.tolist() == sel.values["run_length"].tolist()
+    # what the model gets (lengths) is each token's own run, in (t, h, w) token order; the known public-code bug
+    # paired the tokens with the lengths read in (h, w, t) order, which differs here
+    assert sel.lengths.tolist() == ref.reshape(-1)[sel.keep].tolist()
+    transposed = ref.transpose(1, 2, 0).reshape(-1)[kept.transpose(1, 2, 0).reshape(-1)]
+    assert sel.lengths.tolist() != transposed.tolist()
 
 
 def test_run_lengths_match_brute_force_on_random_masks():
@@ -95,10 +98,13 @@ def test_the_comparison_is_last_frame_against_previous_first_frame():
     frames[4, :16, :16] = 0  # frame 4 is the first frame of tubelet 2: only compared by tubelet 3 (frame 7 vs 4)
     sel = select(frames)
     assert sel.keep.tolist() == list(range(196)) + [3 * 196]
+    for unread in (1, 14):  # the last frame of tubelet 0 and the first of the last tubelet: no pair reads them
+        frames = still_frames()
+        frames[unread, :16, :16] = 0
+        assert select(frames).keep.size == 196, unread
     frames = still_frames()
-    frames[6, :16, :16] = 0  # frame 6 belongs to tubelet 3 but is neither its last frame nor a first frame compared
-    frames[6] = frames[0]
-    assert select(frames).keep.size == 196
+    frames[6, :16, :16] = 0  # the first frame of tubelet 3: tubelet 4 compares its last frame, 9, with it
+    assert select(frames).keep.tolist() == list(range(196)) + [4 * 196]
 
 
 def test_random_drop_matches_rlt_count_and_is_seeded():
