@@ -34,7 +34,11 @@ class MViTPooling(NetworkReducer):
     departures = (
         "Untrained (seeded) weights, and this replaces the chosen ViT, whose dense run is kept for "
         "comparison. 'small' is the explorer's own quick variant (6 blocks, 48 to 192 wide), not a "
-        "published model. Clip sizes other than 16 x 224 take resized positions; the head has no dropout."
+        "published model. Clip sizes other than 16 x 224 take resized positions; the head has no dropout. "
+        "Boxes tile the clip by stride (each pooled token owns the cells its stride covers); a token's "
+        "receptive field is centred at its box's first cell, not its middle, as the convolutions pad "
+        "symmetrically: at 8 x 7 x 7 on 224 px the centre lies 15.5 px left of and above the box's, and half a "
+        "frame earlier (half a cell)."
     )
     params = (
         Param(
