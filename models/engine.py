@@ -210,7 +210,9 @@ def forward_packed(model: VideoViT, packed: Packed) -> torch.Tensor:
     Inference only: timm's drop-path would act on the pack, not on each clip.
     """
     x = model.norm(run_blocks(model.blocks, packed.tokens, packed=packed))
-    pooled = torch.stack([segment.mean(dim=0) for segment in x.split(packed.lengths)])
+    segments = x.split(packed.lengths)
+    first = model.cfg.pooling == "first"  # each clip's first kept token (RLT keeps all of tubelet 0)
+    pooled = torch.stack([segment[0] if first else segment.mean(dim=0) for segment in segments])
     return model.head(model.fc_norm(pooled))
 
 
@@ -400,11 +402,14 @@ def run_clip(
     flow = _Flow(x, keep, owner, in_model, model.grid, len(model.blocks), trace, fusion, window_slots)
     x = model.norm(run_blocks(model.blocks, x, flow))
     pooling = flow.size if flow.merged and in_model is not None and in_model.pool_by_size else None
-    logits = model.forward_head(x, pooling)
+    first = flow.owner[:, 0].clamp(min=0) if model.cfg.pooling == "first" else None  # the first cell's token
+    logits = model.forward_head(x, pooling, first)
     if not trace:
         return logits, None
     T, H, W = video.shape[2:]
     boxes = tokenizer.boxes((T, H, W))[0] if tokenizer else None
+    if first is not None:
+        pooling = F.one_hot(first, flow.size.shape[1]).to(flow.size.dtype)
     weights = (pooling if pooling is not None else torch.ones_like(flow.size))[0].float().cpu().numpy()
     return logits, FlowRecord(layers=flow.layers, blocks=flow.blocks, boxes=boxes, pooling=weights)
 

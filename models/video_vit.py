@@ -44,6 +44,7 @@ class VideoViTConfig:
     fc_norm: bool = True  # mean pooling then LayerNorm (fine-tuned VideoMAE); else norm then pool
     fc_norm_eps: float | None = None  # when it differs from norm_eps (Hugging Face VideoMAE: 1e-5)
     length_embed: bool = False  # RLT's learned run-length embedding
+    pooling: str = "mean"  # "first": classify the first token (VideoMAE fine-tunes without mean pooling)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -160,8 +161,14 @@ class VideoViT(nn.Module):
             x = block(x, attn_mask=attn_mask)
         return self.norm(x)
 
-    def forward_head(self, x: torch.Tensor, size: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean pooling; with merged tokens, weighted by size (ToMe's MAE pooling), so each input counts once."""
+    def forward_head(
+        self, x: torch.Tensor, size: torch.Tensor | None = None, first: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean pooling; with merged tokens, weighted by size (ToMe's MAE pooling), so each input counts once.
+        A first-token model reads token `first` (B,) instead: the one standing for the first cell (default 0)."""
+        if self.cfg.pooling == "first":
+            index = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if first is None else first
+            return self.head(self.fc_norm(x[torch.arange(x.shape[0], device=x.device), index]))
         pooled = x.mean(dim=1) if size is None else (x * size[..., None]).sum(dim=1) / size.sum(dim=1, keepdim=True)
         return self.head(self.fc_norm(pooled))
 

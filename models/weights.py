@@ -26,11 +26,13 @@ import pickletools
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .config_checks import check_config, check_memory, read_small_file, regular_file
 from .reducers.vtm import VTMSaliency
 from .video_vit import VideoViT, VideoViTConfig
 from .videomae_decoder import DecoderConfig, VideoMAEDecoder
@@ -43,6 +45,14 @@ HF_FC_NORM_EPS = 1e-5  # transformers builds VideoMAE's fc_norm with LayerNorm's
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SALIENCY_KEY = "vtm_saliency.u"
 PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token")  # the decoder: load_model skips it
+WRAPPER_PREFIXES = ("model.", "net.")  # Lightning modules hold the network as an attribute
+# Lightning's hyper-parameter dicts, pickled beside the weights: plain dict subclasses, loaded as plain dicts
+LIGHTNING_DICTS = (
+    "pytorch_lightning.utilities.parsing.AttributeDict",
+    "lightning.pytorch.utilities.parsing.AttributeDict",
+    "lightning_fabric.utilities.data.AttributeDict",
+    "lightning.fabric.utilities.data.AttributeDict",
+)
 
 # Hugging Face names, after the "videomae." prefix, to ours. q/k/v go to separate
 # names first; `_fuse_qkv` then builds timm's fused qkv. Files on the Hub (and what
@@ -129,15 +139,15 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
         fmt = _sniff(state, weights_file)
         if fmt.startswith("huggingface"):
             hf_config = _read_hf_config(weights_file.parent / "config.json")
-            state, ignored = _from_huggingface(state, qv_bias=hf_config.get("qv_bias", True))
+            state, ignored = _from_huggingface(state, qv_bias=_qv_bias(hf_config, weights_file))
             cfg, labels = _config_from_hf(hf_config, state, weights_file)
         else:
             state, ignored = _from_videomae(state)
             cfg = _infer_config(state, weights_file, num_heads)
-        _check_pooling(cfg, state, weights_file)
     if num_heads is not None:
         cfg = replace(cfg, num_heads=num_heads)
     model, missing, unexpected = _build(cfg, state, weights_file)
+    labels = _check_labels(labels, cfg.num_classes, weights_file)
     report = LoadReport(str(path), fmt, cfg, labels, missing, unexpected, ignored, training)
     return model, report
 
@@ -156,7 +166,7 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
     fmt = _sniff(state, weights_file)
     if fmt.startswith("huggingface"):
         hf_config = _read_hf_config(weights_file.parent / "config.json")
-        state = _decoder_from_huggingface(state, qv_bias=hf_config.get("qv_bias", True))
+        state = _decoder_from_huggingface(state, qv_bias=_qv_bias(hf_config, weights_file))
         cfg = _decoder_config(state, weights_file, num_heads or hf_config.get("decoder_num_attention_heads"))
         cfg = replace(
             cfg,
@@ -167,6 +177,7 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
     else:
         state = _fuse_qkv({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith(PRETRAIN_ONLY)})
         cfg = _decoder_config(state, weights_file, num_heads)
+    _checked(cfg, weights_file)
     decoder = VideoMAEDecoder(cfg)
     _check_shapes(decoder, state, weights_file)
     result = decoder.load_state_dict(state, strict=False)
@@ -212,17 +223,25 @@ def save_weights(
 
 
 def download_videomae(repo_id: str, dest: str | os.PathLike) -> Path:
-    """Fetch config.json and the .safetensors weights of a Hub repo into `dest` (needs network)."""
-    from huggingface_hub import snapshot_download  # only here: the app runs offline otherwise
+    """Fetch config.json and the weights of a Hub repo into `dest` (needs network): its .safetensors files, or
+    pytorch_model.bin where it has none (read without running code, as every .bin is)."""
+    from huggingface_hub import list_repo_files, snapshot_download  # only here: the app runs offline otherwise
 
     try:
-        folder = Path(snapshot_download(repo_id, local_dir=dest, allow_patterns=["config.json", "*.safetensors"]))
+        files = list_repo_files(repo_id)
+        safetensors = any(name.endswith(".safetensors") for name in files)
+        if not safetensors and "pytorch_model.bin" not in files:
+            raise CheckpointError(f"{repo_id} has neither .safetensors weights nor a pytorch_model.bin to download")
+        weights = "*.safetensors" if safetensors else "pytorch_model.bin"
+        folder = Path(snapshot_download(repo_id, local_dir=dest, allow_patterns=["config.json", weights]))
+    except CheckpointError:
+        raise
     except ValueError as e:  # huggingface_hub's check of the id
         raise CheckpointError(f"{repo_id!r} is not a Hugging Face repo id: {_first_line(e)}") from e
     except OSError as e:  # its HTTP and offline errors are OSErrors
         raise CheckpointError(f"could not download {repo_id} (offline, or no such repo?): {_first_line(e)}") from e
-    if not (folder / "config.json").exists() or not any(folder.glob("*.safetensors")):
-        raise CheckpointError(f"{repo_id} has no config.json and .safetensors weights to download")
+    if not (folder / "config.json").exists() or not any(folder.glob(weights)):
+        raise CheckpointError(f"{repo_id}: config.json and {weights} did not arrive in {folder}")
     return folder
 
 
@@ -234,9 +253,33 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or folder")
     weights_file = _hf_weights_file(path) if path.is_dir() else path
+    try:
+        regular_file(weights_file, str(weights_file))
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    free = _memory_available()
+    if weights_file.stat().st_size > free // 2:
+        raise CheckpointError(
+            f"{weights_file}: {weights_file.stat().st_size / 2**30:.1f} GiB of weights, more than half the "
+            f"{free / 2**30:.1f} GiB free here"
+        )
     state, meta = _read_tensors(weights_file)
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DDP
-    return state, meta, weights_file
+    return _strip_wrapper(state), meta, weights_file
+
+
+def _strip_wrapper(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without the prefix a training wrapper adds to all of them: DDP's module., Lightning's model. (or net.)."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            return {k.removeprefix(prefix): v for k, v in state.items()}
+    return state
+
+
+def _memory_available() -> int:
+    from explorer.runtime import memory_available  # not at the top: explorer.runtime imports the reducers
+
+    return memory_available()
 
 
 def _hf_weights_file(folder: Path) -> Path:
@@ -271,7 +314,8 @@ def _looks_like_safetensors(path: Path) -> bool:
 def _torch_load(path: Path) -> object:
     try:
         # MAE-style training scripts store their argparse namespace beside the weights
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        allowed = [argparse.Namespace, *((dict, name) for name in LIGHTNING_DICTS)]
+        with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # on junk torch.load raises anything: EOFError, KeyError, UnpicklingError...
         imports = re.findall(r"GLOBAL (\S+)", str(e)) or _pickle_imports(path)
@@ -322,9 +366,11 @@ def _read_hf_config(path: Path) -> dict:
     if not path.exists():
         raise CheckpointError(f"{path.parent}: Hugging Face weights need their config.json beside them")
     try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable config ({e})") from e
+        config = json.loads(read_small_file(path, str(path)))
+    except ValueError as e:  # json.JSONDecodeError is one
+        raise CheckpointError(f"{path}: unreadable config ({e})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the config is a JSON {type(config).__name__}, not an object of settings")
     if config.get("model_type") != "videomae":
         raise CheckpointError(f"{path}: another architecture (model_type {config.get('model_type')!r}, not 'videomae')")
     return config
@@ -350,6 +396,9 @@ def _from_videomae(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
     """Official keys are ours already, but for pre-training's encoder. prefix and q_bias/v_bias."""
     ignored = sorted(k for k in state if k.startswith(PRETRAIN_ONLY))
     state = {k.removeprefix("encoder."): v for k, v in state.items() if k not in ignored}
+    length = state.get("length_embed")
+    if length is not None and length.ndim == 3 and length.shape[0] == 1:  # RLT's code: a (1, T', D) parameter
+        state["length_embed.weight"] = state.pop("length_embed")[0]
     return _fuse_qkv(state), ignored
 
 
@@ -386,6 +435,14 @@ def _decoder_from_huggingface(state: dict[str, torch.Tensor], qv_bias: bool) -> 
         for key in [k for k in renamed if k.endswith("attn.qkv.weight")]:
             renamed[key.replace("weight", "bias")] = renamed[key].new_zeros(renamed[key].shape[0])
     return renamed
+
+
+def _qv_bias(config: dict, path: Path) -> bool:
+    """Whether q and v have biases: transformers 4.x configs say qkv_bias, others qv_bias (default: yes)."""
+    value = config.get("qkv_bias", config.get("qv_bias", True))
+    if not isinstance(value, bool):
+        raise CheckpointError(f"{path.parent / 'config.json'}: qkv_bias must be true or false, got {value!r}")
+    return value
 
 
 def _rename(name: str, table: dict[str, str]) -> str:
@@ -425,7 +482,10 @@ def _json_meta(meta: dict[str, str], key: str, path: Path) -> dict | None:
 
 def _explorer_config(meta: dict[str, str], path: Path) -> tuple[VideoViTConfig, list[str] | None]:
     try:
-        cfg = VideoViTConfig(**json.loads(meta["explorer_config"]))
+        settings = json.loads(meta["explorer_config"])
+        if not isinstance(settings, dict):
+            raise TypeError(f"explorer_config is a JSON {type(settings).__name__}, not an object")
+        cfg = VideoViTConfig(**settings)
         labels = json.loads(meta["labels"]) if "labels" in meta else None
     except (json.JSONDecodeError, TypeError) as e:
         raise CheckpointError(f"{path}: bad explorer metadata ({e})") from e
@@ -444,19 +504,21 @@ def _infer_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | N
     depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
     fc1 = state.get("blocks.0.mlp.fc1.weight")
     length = state.get("length_embed.weight")
+    mean = "fc_norm.weight" in state or "norm.weight" not in state
     default = VideoViTConfig()
     return VideoViTConfig(
         embed_dim=width,
         depth=depth,
         num_heads=num_heads or _heads(width, path),
-        mlp_ratio=_mlp_ratio(fc1.shape[0], width) if fc1 is not None else default.mlp_ratio,
+        mlp_ratio=_mlp_ratio(fc1.shape[0], max(width, 1)) if fc1 is not None else default.mlp_ratio,
         num_classes=state["head.weight"].shape[0] if "head.weight" in state else 0,
         num_frames=length.shape[0] * tubelet if length is not None else default.num_frames,
         tubelet=tubelet,
         patch=patch,
         norm_eps=OFFICIAL_NORM_EPS,
-        fc_norm="fc_norm.weight" in state or "norm.weight" not in state,
+        fc_norm=mean,
         length_embed=length is not None,
+        pooling="mean" if mean else "first",  # the official code: x[:, 0] after the norm, without fc_norm
     )
 
 
@@ -503,44 +565,73 @@ def _heads(width: int, path: Path) -> int:
 def _config_from_hf(
     config: dict, state: dict[str, torch.Tensor], path: Path
 ) -> tuple[VideoViTConfig, list[str] | None]:
-    """Shape from config.json (transformers' VideoMAEConfig fields); classes from the weights."""
+    """Shape from config.json (transformers' VideoMAEConfig fields, each checked for its type); classes from
+    the weights."""
+    where = path.parent / "config.json"
     classes = state["head.weight"].shape[0] if "head.weight" in state else 0
-    try:
-        width, image, patch = config["hidden_size"], config["image_size"], config["patch_size"]
-        cfg = VideoViTConfig(
-            embed_dim=width,
-            depth=config["num_hidden_layers"],
-            num_heads=config["num_attention_heads"],
-            mlp_ratio=_mlp_ratio(config["intermediate_size"], width),
-            num_classes=classes,
-            num_frames=config["num_frames"],
-            img_size=image[0] if isinstance(image, list) else image,
-            tubelet=config["tubelet_size"],
-            patch=patch[0] if isinstance(patch, list) else patch,
-            norm_eps=config["layer_norm_eps"],
-            fc_norm=config.get("use_mean_pooling", True),
-            fc_norm_eps=HF_FC_NORM_EPS,
-        )
-    except KeyError as e:
-        raise CheckpointError(f"{path.parent / 'config.json'}: no {e.args[0]} in the config") from e
+    width = _hf_value(config, "hidden_size", int, where)
+    cfg = VideoViTConfig(
+        embed_dim=width,
+        depth=_hf_value(config, "num_hidden_layers", int, where),
+        num_heads=_hf_value(config, "num_attention_heads", int, where),
+        mlp_ratio=_mlp_ratio(_hf_value(config, "intermediate_size", int, where), max(width, 1)),
+        num_classes=classes,
+        num_frames=_hf_value(config, "num_frames", int, where),
+        img_size=_hf_value(config, "image_size", int, where),
+        tubelet=_hf_value(config, "tubelet_size", int, where),
+        patch=_hf_value(config, "patch_size", int, where),
+        norm_eps=_hf_value(config, "layer_norm_eps", float, where),
+        fc_norm=_hf_value(config, "use_mean_pooling", bool, where, default=True),
+        fc_norm_eps=HF_FC_NORM_EPS,
+        pooling="mean" if config.get("use_mean_pooling", True) else "first",
+    )
     id2label = config.get("id2label") or {}
+    if not isinstance(id2label, dict) or not all(isinstance(v, str) for v in id2label.values()):
+        raise CheckpointError(f"{where}: id2label must map class numbers to names, got {id2label!r:.80}")
     labels = [id2label.get(str(i), "") for i in range(classes)]
     named = classes and all(label and not re.fullmatch(r"LABEL_\d+", label) for label in labels)
     return cfg, labels if named else None
 
 
-def _check_pooling(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Classifiers without fc_norm read the first token, which this mean-pooling model cannot do."""
-    if "head.weight" in state and not cfg.fc_norm:
-        raise CheckpointError(
-            f"{path}: not supported: a classifier without mean pooling (fc_norm); "
-            "VideoMAE then classifies from the first token"
-        )
+def _hf_value(config: dict, key: str, kind: type, where: Path, default: object = None) -> Any:
+    """config[key] of the given type (an int may be a [n, n] list, as image and patch sizes are written)."""
+    if key not in config:
+        if default is not None:
+            return default
+        raise CheckpointError(f"{where}: no {key} in the config")
+    value = config[key]
+    if kind is int and isinstance(value, list):
+        if not value or any(v != value[0] for v in value):
+            raise CheckpointError(f"{where}: {key} must be a number or a list of equal numbers, got {value!r}")
+        value = value[0]
+    fits = isinstance(value, bool) if kind is bool else isinstance(value, (int, float) if kind is float else int)
+    if not fits or (kind is not bool and isinstance(value, bool)):
+        wanted = {int: "a whole number", float: "a number", bool: "true or false"}[kind]
+        raise CheckpointError(f"{where}: {key} must be {wanted}, got {value!r:.80}")
+    return value
+
+
+def _checked(cfg: VideoViTConfig | DecoderConfig, path: Path) -> None:
+    """Every field in range and the parameters within memory, before anything is allocated."""
+    try:
+        check_config(cfg)
+        check_memory(cfg, _memory_available())
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def _check_labels(labels: object, classes: int, path: Path) -> list[str] | None:
+    if labels is None:
+        return None
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise CheckpointError(f"{path}: the labels must be a list of names, got a {type(labels).__name__}")
+    if len(labels) != classes:
+        raise CheckpointError(f"{path}: {len(labels)} labels for {classes} classes")
+    return labels
 
 
 def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> tuple[VideoViT, list[str], list[str]]:
-    if cfg.embed_dim % cfg.num_heads:
-        raise CheckpointError(f"{path}: {cfg.num_heads} heads do not divide width {cfg.embed_dim}")
+    _checked(cfg, path)
     model = VideoViT(cfg)
     if SALIENCY_KEY in state:  # VTM's learnable saliency, trained with the model (explorer/train.py)
         model.vtm_saliency = VTMSaliency(cfg.depth, cfg.embed_dim // cfg.num_heads)

@@ -191,10 +191,45 @@ def test_huggingface_pretraining_gives_the_encoder_features(hf_pretrain, video, 
     assert any(k.startswith("decoder.") for k in report.ignored)
 
 
-def test_huggingface_classifier_without_mean_pooling_is_refused(tmp_path):
-    VideoMAEForVideoClassification(tiny_config(use_mean_pooling=False)).save_pretrained(tmp_path)
-    with pytest.raises(CheckpointError, match="not supported"):
-        load_model(tmp_path)
+@pytest.mark.parametrize("layout", ["huggingface", "official"])
+def test_a_classifier_of_the_first_token_gives_the_same_logits(layout, video, tmp_path):
+    """Fine-tunes made from the pre-training checkpoint: no mean pooling, the final norm, then token 0."""
+    hf = randomized(VideoMAEForVideoClassification(tiny_config(use_mean_pooling=False)))
+    hf.save_pretrained(tmp_path / "hf")
+    path = tmp_path / "hf"
+    if layout == "official":
+        sd = hf.state_dict()
+        official = to_official(sd, "videomae.encoder.layer.", "blocks.", DEPTH)
+        official |= renamed(
+            sd,
+            [
+                ("patch_embed.proj", "videomae.embeddings.patch_embeddings.projection"),
+                ("norm", "videomae.layernorm"),
+                ("head", "classifier"),
+            ],
+        )
+        path = tmp_path / "first.pth"
+        torch.save({"model": official}, path)
+    model, report = load_model(path, num_heads=HEADS)
+    assert report.config.pooling == "first" and not report.config.fc_norm
+    if layout == "official":
+        model.resize_input(num_frames=4, img_size=32)
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.eps = 1e-12
+    torch.testing.assert_close(our_output(model, video), hf_logits(hf, video), atol=1e-5, rtol=1e-5)
+    assert (report.missing, report.unexpected) == ([], [])
+
+
+def test_qkv_bias_false_in_a_transformers_4_config_gives_zero_q_and_v_biases(video, tmp_path):
+    hf = randomized(VideoMAEForVideoClassification(tiny_config(qv_bias=False)))
+    hf.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())  # written as transformers 4.x names it
+    config["qkv_bias"] = config.pop("qv_bias")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model, report = load_model(tmp_path)
+    torch.testing.assert_close(our_output(model, video), hf_logits(hf, video), atol=1e-5, rtol=1e-5)
+    assert all(torch.count_nonzero(b.attn.qkv.bias) == 0 for b in model.blocks)
 
 
 # --- official layout ----------------------------------------------------------------------
