@@ -171,5 +171,6 @@ def explorer_page() -> None:
 
 
 EXPLORER = st.Page(explorer_page, title="Explorer", icon="🎞️", default=True)
+LEARN = st.Page(Path(__file__).with_name("learn_page.py"), title="Learn", icon="🎓", url_path="learn")
 SCAN = st.Page(Path(__file__).with_name("scan_page.py"), title="Scan", icon="📊", url_path="scan")
-st.navigation([EXPLORER, SCAN]).run()
+st.navigation([EXPLORER, LEARN, SCAN]).run()
