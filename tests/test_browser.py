@@ -336,3 +336,34 @@ def test_a_shared_server_opens_no_path_a_link_names_and_says_why(browser, tmp_pa
         print("--- streamlit log ---\n" + served.log()[-20_000:])
         served.stop()
         context.close()
+
+
+def test_the_learn_page_goes_through_every_step_and_draws_each_view(browser, server):
+    """/learn from a teacher's link to step 1, then Next through every step: each draws its view with no exception,
+    the page's link follows the step, and the step's explorer link leads to the explorer at the app's root."""
+    import re
+
+    from explorer.ui.learn_steps import STEPS
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    app = App(context.new_page())
+    start = server.log_size()
+    try:
+        app.page.goto(f"{server.url}/learn?step=1")
+        for number, step in enumerate(STEPS, start=1):
+            expect(app.main.get_by_role("heading", name=f"{number}. {step.title}")).to_be_visible()
+            app.wait_idle()
+            app.assert_image_drawn(f"at step {number}")
+            app.assert_clean(f"at step {number}")
+            assert not app.error_messages(), (number, app.error_messages())
+            expect(app.page).to_have_url(re.compile(rf"/learn\?step={number}$"))
+            href = app.main.locator('[data-testid="stLinkButton"] a').first.evaluate("a => a.href")
+            assert href.startswith(f"{server.url}/?source=Sample&"), href
+            if number < len(STEPS):
+                app.widget("learn_next").get_by_role("button").click()
+        expect(app.main.locator('[data-testid="stPlotlyChart"] g.trace').first).to_be_attached()  # side by side
+    finally:
+        print("--- browser console ---\n" + "\n".join(app.console[-50:]))
+        print("--- streamlit log during the test ---\n" + server.log(start)[-20_000:])
+        context.close()
