@@ -31,16 +31,16 @@ def traced(reducer, depth: int = 3):
 
 
 def test_tome_orders_the_unmerged_tokens_of_a_first_most_similar_first_then_the_tokens_of_b():
-    # A = positions 0, 2, 4; B = 1, 3, 5. Metric directions make a0 -> b1 the best match (cos 1), a2 -> b3
-    # next (cos 0.8), a4 -> b5 the worst (cos 0.6): with r = 1 only a0 merges, a2 and a4 stay, a2 first.
+    # A = positions 0, 2, 4; B = 1, 3, 5, all three along x. a0 is along x too (cos 1, the best match), a2 at
+    # cos 0.6 and a4 at cos 0.8 to every b: with r = 1 only a0 merges; a4 and a2 stay, a4 first (more similar),
+    # against their index order, so that an index-ordered A is caught too.
     angle = lambda cos: [cos, float(np.sqrt(1 - cos**2))]  # noqa: E731  (a unit vector at that cosine to x)
     metric = torch.tensor(
-        [[[1.0, 0.0], [1.0, 0.0], angle(0.8), [1.0, 0.0], angle(0.6), [1.0, 0.0]]], dtype=torch.float32
+        [[[1.0, 0.0], [1.0, 0.0], angle(0.6), [1.0, 0.0], angle(0.8), [1.0, 0.0]]], dtype=torch.float32
     )
-    # b1, b3, b5 all point along x; a2 and a4 at cos 0.8 and 0.6 to every b
     reduction = bipartite_soft_matching(metric, r=1)
-    assert reduction.keeper[0].tolist() == [2, 4, 1, 3, 5]  # unmerged A (a2 before a4), then B in order
-    assert reduction.new_index[0].tolist() == [2, 2, 0, 3, 1, 4]  # a0 went into b1, now token 2
+    assert reduction.keeper[0].tolist() == [4, 2, 1, 3, 5]  # unmerged A (a4 before a2), then B in order
+    assert reduction.new_index[0].tolist() == [2, 2, 1, 3, 0, 4]  # a0 went into b1, now token 2
 
 
 def test_proportional_attention_adds_log_size_so_a_bigger_token_gets_more_attention():
