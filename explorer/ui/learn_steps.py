@@ -538,9 +538,9 @@ STEPS: tuple[Step, ...] = (
         "STA: pruning along time",
         "STA (Ding et al., ICCV 2023) prunes tokens, without training, after blocks 0, depth/3 and 2 x depth/3. At "
         "each point the clip is cut in time into groups (single time slots, then pairs, then fours) and every group "
-        "drops the same number of tokens. A token's score is the redundancy it accumulates from similar tokens "
-        "earlier in time (cosine similarity of keys), times one minus its activation; the highest scores are "
-        "dropped. On a 16 x 224 x 224 clip: 1568 → 1056 → 800 → 672 tokens.",
+        "drops the same number of tokens. A token's score is the redundancy it accumulates from similar tokens (cosine "
+        "similarity of keys) in the groups visited before it, walking along time, times one minus its activation; the "
+        "highest scores are dropped. On a 16 x 224 x 224 clip: 1568 → 1056 → 800 → 672 tokens.",
         "r is given for a 14 x 14 grid and scaled to this one (by H'W' / 196), and no group drops more than half "
         "its tokens. Tokens keep their order (the official code reorders them within a frame).",
         "Step through the layers: after which blocks do tokens disappear? Does every time slot lose the same number?",
