@@ -29,7 +29,7 @@ from ..video import Clip
 from . import cached, compare, sidebar, views
 from .widgets import Widget
 
-TIMING_RUNS = 1  # the page shows no times but the side-by-side's: one timed run keeps every step light
+TIMING_RUNS = 1  # the page shows no times: one timed run (the fewest analyze takes) keeps every step light
 TOP_SHARE = 0.1  # the rollout answer: how much relevance the brightest tenth of the cells holds
 
 
