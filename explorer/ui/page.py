@@ -2,8 +2,9 @@
 
 The app's entry point, inside the package so that an installed copy can serve it: `streamlit run app.py` in the
 repository runs it, and so does `token-explorer app` (`python -m explorer app`) where the package is installed.
-Two pages: the explorer (this file's main(), the default page at "/", so links to a view keep working) and Scan
-(scan_page.py, at "/scan": the views of a scan of long videos or datasets).
+Three pages: the explorer (this file's main(), the default page at "/", so links to a view keep working), Learn
+(learn_page.py, at "/learn": a guided tour) and Scan (scan_page.py, at "/scan": the views of a scan of long videos
+or datasets).
 """
 
 from __future__ import annotations

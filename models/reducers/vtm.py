@@ -178,9 +178,9 @@ class VTM(InModelReducer):
         "vtm_saliency": ValueInfo(
             "VTM saliency",
             "VTM's saliency of the token, tanh(K·u) from its key K and a vector u, between -1 and 1; "
-            "targets are drawn with probability softmax(saliency). Here u is untrained (random from the seed) unless a "
-            "trained one is given, so the map shows what the mechanism does, not what it learns. Shown on the tokens "
-            "entering each merging block.",
+            "targets are drawn with probability softmax(saliency). u is the one trained with the model when it has "
+            "one (the demo model does; the notes say which), else random from the seed, and then the map shows what "
+            "the mechanism does, not what it learns. Shown on the tokens entering each merging block.",
             "heat",
         ),
         "vtm_target": ValueInfo(
