@@ -25,6 +25,7 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SINCOS_SLICE = 1 << 20  # numbers of the position table computed at once
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,20 @@ SIZES: dict[str, VideoViTConfig] = {
 
 
 def sincos_table(num_positions: int, dim: int) -> torch.Tensor:
-    """VideoMAE's fixed table: sin on even channels, cos on odd, over a 1-D index."""
-    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    """VideoMAE's fixed table: sin on even channels, cos on odd, over a 1-D index.
+
+    Computed in float64 a slice of rows at a time: done at once, the float64 temporaries would
+    need eight times the table's own memory (3 GB for a 0.4 GB table).
+    """
     channel = torch.arange(dim, dtype=torch.float64)
-    angle = pos / torch.pow(10000.0, 2 * torch.div(channel, 2, rounding_mode="floor") / dim)
-    table = torch.where(channel.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
-    return table.float()
+    scale = torch.pow(10000.0, 2 * torch.div(channel, 2, rounding_mode="floor") / dim)
+    even = channel.long() % 2 == 0
+    table = torch.empty(num_positions, dim)
+    rows = max(1, SINCOS_SLICE // max(dim, 1))
+    for start in range(0, num_positions, rows):
+        angle = torch.arange(start, min(start + rows, num_positions), dtype=torch.float64)[:, None] / scale
+        table[start : start + rows] = torch.where(even, torch.sin(angle), torch.cos(angle))
+    return table
 
 
 class VideoViT(nn.Module):
