@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickletools
 import re
@@ -32,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config_checks import check_config, check_memory, read_small_file, regular_file
+from .config_checks import LIMITS, check_config, check_memory, read_small_file, regular_file
 from .reducers.vtm import VTMSaliency
 from .video_vit import VideoViT, VideoViTConfig
 from .videomae_decoder import DecoderConfig, VideoMAEDecoder
@@ -43,6 +44,7 @@ DECODER_HEADS_BY_WIDTH = {192: 3, 384: 6, 512: 8, 640: 8}
 OFFICIAL_NORM_EPS = 1e-6
 HF_FC_NORM_EPS = 1e-5  # transformers builds VideoMAE's fc_norm with LayerNorm's default eps
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+HF_ACTIVATION = "gelu"  # timm's blocks use the exact GELU, which transformers calls "gelu"
 SALIENCY_KEY = "vtm_saliency.u"
 PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token")  # the decoder: load_model skips it
 WRAPPER_PREFIXES = ("model.", "net.")  # Lightning modules hold the network as an attribute
@@ -134,7 +136,7 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     if "explorer_config" in meta:
         fmt = "explorer"
         cfg, labels = _explorer_config(meta, weights_file)
-        training = _json_meta(meta, "training", weights_file)
+        training = _training_record(meta, weights_file)
     else:
         fmt = _sniff(state, weights_file)
         if fmt.startswith("huggingface"):
@@ -142,7 +144,7 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
             state, ignored = _from_huggingface(state, qv_bias=_qv_bias(hf_config, weights_file))
             cfg, labels = _config_from_hf(hf_config, state, weights_file)
         else:
-            state, ignored = _from_videomae(state)
+            state, ignored = _from_videomae(state, weights_file)
             cfg = _infer_config(state, weights_file, num_heads)
     if num_heads is not None:
         cfg = replace(cfg, num_heads=num_heads)
@@ -165,14 +167,17 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
         return None
     fmt = _sniff(state, weights_file)
     if fmt.startswith("huggingface"):
-        hf_config = _read_hf_config(weights_file.parent / "config.json")
+        where = weights_file.parent / "config.json"
+        hf_config = _read_hf_config(where)
         state = _decoder_from_huggingface(state, qv_bias=_qv_bias(hf_config, weights_file))
-        cfg = _decoder_config(state, weights_file, num_heads or hf_config.get("decoder_num_attention_heads"))
+        heads = "decoder_num_attention_heads"
+        if num_heads is None and heads in hf_config:
+            num_heads = _hf_value(hf_config, heads, int, where, limits=LIMITS["num_heads"])
         cfg = replace(
-            cfg,
-            norm_eps=hf_config.get("layer_norm_eps", 1e-12),
+            _decoder_config(state, weights_file, num_heads),
+            norm_eps=_hf_value(hf_config, "layer_norm_eps", float, where, default=1e-12, limits=LIMITS["norm_eps"]),
             head_norm_eps=1e-5,
-            normalized_target=hf_config.get("norm_pix_loss", True),
+            normalized_target=_hf_value(hf_config, "norm_pix_loss", bool, where, default=True),
         )
     else:
         state = _fuse_qkv({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith(PRETRAIN_ONLY)})
@@ -192,16 +197,19 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
 
 
 def native_img_size(path: str | os.PathLike) -> int | None:
-    """The input size an explorer safetensors file was trained at, read from its metadata alone; None otherwise."""
+    """The input size an explorer safetensors file was trained at, read from its metadata alone; None otherwise
+    (and for a size out of range: load_model will name what is wrong with the file)."""
     path = Path(path)
     if not path.is_file() or not _looks_like_safetensors(path):
         return None
     try:
         with safe_open(path, "pt") as f:
             meta = f.metadata() or {}
-        return int(json.loads(meta["explorer_config"])["img_size"]) if "explorer_config" in meta else None
-    except (SafetensorError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # load_model will name what is wrong with the file
+        size = json.loads(meta["explorer_config"])["img_size"] if "explorer_config" in meta else None
+    except (SafetensorError, KeyError, TypeError, ValueError):  # json's errors are ValueErrors
+        return None
+    low, high = LIMITS["img_size"]
+    return size if type(size) is int and low <= size <= high else None
 
 
 def save_weights(
@@ -359,7 +367,24 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: not a checkpoint (no tensors among keys {_first_keys(obj)})")
+    for key, value in tensors.items():
+        kind = _unusual_kind(value)
+        if kind:
+            raise CheckpointError(
+                f"{path}: {key} is a {kind} tensor {tuple(value.shape)}; weights must be dense numbers"
+            )
     return tensors
+
+
+def _unusual_kind(tensor: torch.Tensor) -> str | None:
+    """What makes a tensor unfit to copy into a parameter (sparse, quantized, on the meta device, complex)."""
+    if tensor.layout != torch.strided:
+        return str(tensor.layout).removeprefix("torch.")
+    if tensor.is_quantized:
+        return "quantized"
+    if tensor.device.type != "cpu":
+        return f"{tensor.device.type}-device"
+    return "complex" if tensor.is_complex() else None
 
 
 def _read_hf_config(path: Path) -> dict:
@@ -392,13 +417,16 @@ def _sniff(state: dict[str, torch.Tensor], path: Path) -> str:
     raise CheckpointError(f"{path}: another architecture (no video patch embedding; keys {_first_keys(state)})")
 
 
-def _from_videomae(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Official keys are ours already, but for pre-training's encoder. prefix and q_bias/v_bias."""
+def _from_videomae(state: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Official keys are ours already, but for pre-training's encoder. prefix, q_bias/v_bias and RLT's
+    length embedding (a (1, T', D) parameter in its code; ours is an nn.Embedding's (T', D) weight)."""
     ignored = sorted(k for k in state if k.startswith(PRETRAIN_ONLY))
     state = {k.removeprefix("encoder."): v for k, v in state.items() if k not in ignored}
-    length = state.get("length_embed")
-    if length is not None and length.ndim == 3 and length.shape[0] == 1:  # RLT's code: a (1, T', D) parameter
-        state["length_embed.weight"] = state.pop("length_embed")[0]
+    length = state.pop("length_embed", None)
+    if length is not None:
+        if length.ndim != 2 and not (length.ndim == 3 and length.shape[0] == 1):
+            raise CheckpointError(f"{path}: length_embed is {tuple(length.shape)}; RLT's is (1, T', D)")
+        state["length_embed.weight"] = length.reshape(length.shape[-2:])
     return _fuse_qkv(state), ignored
 
 
@@ -439,10 +467,8 @@ def _decoder_from_huggingface(state: dict[str, torch.Tensor], qv_bias: bool) -> 
 
 def _qv_bias(config: dict, path: Path) -> bool:
     """Whether q and v have biases: transformers 4.x configs say qkv_bias, others qv_bias (default: yes)."""
-    value = config.get("qkv_bias", config.get("qv_bias", True))
-    if not isinstance(value, bool):
-        raise CheckpointError(f"{path.parent / 'config.json'}: qkv_bias must be true or false, got {value!r}")
-    return value
+    key = "qkv_bias" if "qkv_bias" in config else "qv_bias"
+    return _hf_value(config, key, bool, path.parent / "config.json", default=True)
 
 
 def _rename(name: str, table: dict[str, str]) -> str:
@@ -473,11 +499,35 @@ def _fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # --- architecture ------------------------------------------------------------------------
 
 
-def _json_meta(meta: dict[str, str], key: str, path: Path) -> dict | None:
+def _json_meta(meta: dict[str, str], key: str, path: Path) -> object:
     try:
         return json.loads(meta[key]) if key in meta else None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: bad explorer metadata {key!r} ({e})") from e
+
+
+def _training_record(meta: dict[str, str], path: Path) -> dict | None:
+    """The training record `python -m explorer train` saves, with the fields LoadReport.summary reads."""
+    record = _json_meta(meta, "training", path)
+    if record is None:
+        return None
+    numbers = ("train_seconds", "held_out_accuracy", "held_out_clips")
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("settings"), dict)
+        and _is_number(record["settings"].get("steps"))
+        and all(_is_number(record.get(key)) for key in numbers)
+        and isinstance(record.get("device"), str)
+    ):
+        raise CheckpointError(
+            f"{path}: bad explorer metadata 'training' (it needs settings.steps, {', '.join(numbers)} and device; "
+            f"got {json.dumps(record):.80})"
+        )
+    return record
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _explorer_config(meta: dict[str, str], path: Path) -> tuple[VideoViTConfig, list[str] | None]:
@@ -502,52 +552,60 @@ def _infer_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | N
         )
     width, _, tubelet, patch, _ = proj.shape
     depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
-    fc1 = state.get("blocks.0.mlp.fc1.weight")
-    length = state.get("length_embed.weight")
+    fc1 = _matrix(state, "blocks.0.mlp.fc1.weight", path)
+    head = _matrix(state, "head.weight", path)
+    length = _matrix(state, "length_embed.weight", path)
     mean = "fc_norm.weight" in state or "norm.weight" not in state
     default = VideoViTConfig()
     return VideoViTConfig(
         embed_dim=width,
         depth=depth,
-        num_heads=num_heads or _heads(width, path),
+        num_heads=num_heads if num_heads is not None else _heads(width, path),
         mlp_ratio=_mlp_ratio(fc1.shape[0], max(width, 1)) if fc1 is not None else default.mlp_ratio,
-        num_classes=state["head.weight"].shape[0] if "head.weight" in state else 0,
+        num_classes=head.shape[0] if head is not None else 0,
         num_frames=length.shape[0] * tubelet if length is not None else default.num_frames,
         tubelet=tubelet,
         patch=patch,
         norm_eps=OFFICIAL_NORM_EPS,
         fc_norm=mean,
         length_embed=length is not None,
-        pooling="mean" if mean else "first",  # the official code: x[:, 0] after the norm, without fc_norm
+        # the official code classifies x[:, 0] after the norm when it has no fc_norm; an encoder alone is pooled
+        pooling="first" if not mean and head is not None else "mean",
     )
 
 
 def _decoder_config(state: dict[str, torch.Tensor], path: Path, num_heads: int | None) -> DecoderConfig:
     """Shape of a pre-training decoder, read from its tensors (in the decoder's own names); official eps."""
-    to_decoder, head = state.get("encoder_to_decoder.weight"), state.get("head.weight")
-    if to_decoder is None or head is None or to_decoder.ndim != 2 or head.ndim != 2:
+    to_decoder, head = _matrix(state, "encoder_to_decoder.weight", path), _matrix(state, "head.weight", path)
+    if to_decoder is None or head is None:
         raise CheckpointError(
             f"{path}: the pre-training decoder is incomplete (it needs encoder_to_decoder.weight and the decoder head)"
         )
     width, encoder_width = to_decoder.shape
     depth = 1 + max((int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
-    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    fc1 = _matrix(state, "blocks.0.mlp.fc1.weight", path)
     if num_heads is None:
         if width not in DECODER_HEADS_BY_WIDTH:
             raise CheckpointError(
                 f"{path}: cannot tell the decoder's attention heads for width {width}; give num_heads"
             )
         num_heads = DECODER_HEADS_BY_WIDTH[width]
-    if width % num_heads:
-        raise CheckpointError(f"{path}: {num_heads} heads do not divide the decoder width {width}")
     return DecoderConfig(
         encoder_dim=encoder_width,
         embed_dim=width,
         depth=depth,
         num_heads=num_heads,
-        mlp_ratio=_mlp_ratio(fc1.shape[0], width) if fc1 is not None else DecoderConfig.mlp_ratio,
+        mlp_ratio=_mlp_ratio(fc1.shape[0], max(width, 1)) if fc1 is not None else DecoderConfig.mlp_ratio,
         out_dim=head.shape[0],
     )
+
+
+def _matrix(state: dict[str, torch.Tensor], key: str, path: Path) -> torch.Tensor | None:
+    """state[key], a 2-D tensor whose shape tells the network's, or None when absent."""
+    value = state.get(key)
+    if value is not None and value.ndim != 2:
+        raise CheckpointError(f"{path}: {key} is {tuple(value.shape)}; it should be a matrix")
+    return value
 
 
 def _mlp_ratio(hidden: int, width: int) -> float:
@@ -565,36 +623,53 @@ def _heads(width: int, path: Path) -> int:
 def _config_from_hf(
     config: dict, state: dict[str, torch.Tensor], path: Path
 ) -> tuple[VideoViTConfig, list[str] | None]:
-    """Shape from config.json (transformers' VideoMAEConfig fields, each checked for its type); classes from
-    the weights."""
+    """Shape from config.json (transformers' VideoMAEConfig fields, each checked for its type and range under
+    its own name); classes from the weights."""
     where = path.parent / "config.json"
-    classes = state["head.weight"].shape[0] if "head.weight" in state else 0
-    width = _hf_value(config, "hidden_size", int, where)
+    head = _matrix(state, "head.weight", path)
+    classes = head.shape[0] if head is not None else 0
+    activation = config.get("hidden_act", HF_ACTIVATION)
+    if activation != HF_ACTIVATION:
+        raise CheckpointError(f"{where}: hidden_act {activation!r:.80} is not supported (the blocks use 'gelu')")
+    width = _hf_value(config, "hidden_size", int, where, limits=LIMITS["embed_dim"])
+    hidden = _hf_value(config, "intermediate_size", int, where, limits=(1, int(width * LIMITS["mlp_ratio"][1])))
+    mean = _hf_value(config, "use_mean_pooling", bool, where, default=True)
     cfg = VideoViTConfig(
         embed_dim=width,
-        depth=_hf_value(config, "num_hidden_layers", int, where),
-        num_heads=_hf_value(config, "num_attention_heads", int, where),
-        mlp_ratio=_mlp_ratio(_hf_value(config, "intermediate_size", int, where), max(width, 1)),
+        depth=_hf_value(config, "num_hidden_layers", int, where, limits=LIMITS["depth"]),
+        num_heads=_hf_value(config, "num_attention_heads", int, where, limits=LIMITS["num_heads"]),
+        mlp_ratio=_mlp_ratio(hidden, width),
         num_classes=classes,
-        num_frames=_hf_value(config, "num_frames", int, where),
-        img_size=_hf_value(config, "image_size", int, where),
-        tubelet=_hf_value(config, "tubelet_size", int, where),
-        patch=_hf_value(config, "patch_size", int, where),
-        norm_eps=_hf_value(config, "layer_norm_eps", float, where),
-        fc_norm=_hf_value(config, "use_mean_pooling", bool, where, default=True),
+        num_frames=_hf_value(config, "num_frames", int, where, limits=LIMITS["num_frames"]),
+        img_size=_hf_value(config, "image_size", int, where, limits=LIMITS["img_size"]),
+        tubelet=_hf_value(config, "tubelet_size", int, where, limits=LIMITS["tubelet"]),
+        patch=_hf_value(config, "patch_size", int, where, limits=LIMITS["patch"]),
+        norm_eps=_hf_value(config, "layer_norm_eps", float, where, limits=LIMITS["norm_eps"]),
+        fc_norm=mean,
         fc_norm_eps=HF_FC_NORM_EPS,
-        pooling="mean" if config.get("use_mean_pooling", True) else "first",
+        pooling="mean" if mean else "first",
     )
-    id2label = config.get("id2label") or {}
-    if not isinstance(id2label, dict) or not all(isinstance(v, str) for v in id2label.values()):
+    return cfg, _hf_labels(config.get("id2label", {}), classes, where)
+
+
+def _hf_labels(id2label: object, classes: int, where: Path) -> list[str] | None:
+    """Class names from id2label ({"0": "name", ...}); None when they are transformers' LABEL_n placeholders."""
+    if id2label is None:
+        return None
+    if not isinstance(id2label, dict) or not all(
+        re.fullmatch(r"\d+", key) and isinstance(name, str) for key, name in id2label.items()
+    ):
         raise CheckpointError(f"{where}: id2label must map class numbers to names, got {id2label!r:.80}")
     labels = [id2label.get(str(i), "") for i in range(classes)]
     named = classes and all(label and not re.fullmatch(r"LABEL_\d+", label) for label in labels)
-    return cfg, labels if named else None
+    return labels if named else None
 
 
-def _hf_value(config: dict, key: str, kind: type, where: Path, default: object = None) -> Any:
-    """config[key] of the given type (an int may be a [n, n] list, as image and patch sizes are written)."""
+def _hf_value(
+    config: dict, key: str, kind: type, where: Path, default: object = None, limits: tuple | None = None
+) -> Any:
+    """config[key] of the given type and within limits (an int may be a [n, n] list, as image and patch sizes
+    are written)."""
     if key not in config:
         if default is not None:
             return default
@@ -602,12 +677,14 @@ def _hf_value(config: dict, key: str, kind: type, where: Path, default: object =
     value = config[key]
     if kind is int and isinstance(value, list):
         if not value or any(v != value[0] for v in value):
-            raise CheckpointError(f"{where}: {key} must be a number or a list of equal numbers, got {value!r}")
+            raise CheckpointError(f"{where}: {key} must be a number or a list of equal numbers, got {value!r:.80}")
         value = value[0]
     fits = isinstance(value, bool) if kind is bool else isinstance(value, (int, float) if kind is float else int)
     if not fits or (kind is not bool and isinstance(value, bool)):
         wanted = {int: "a whole number", float: "a number", bool: "true or false"}[kind]
         raise CheckpointError(f"{where}: {key} must be {wanted}, got {value!r:.80}")
+    if limits and not ((isinstance(value, int) or math.isfinite(value)) and limits[0] <= value <= limits[1]):
+        raise CheckpointError(f"{where}: {key} must be between {limits[0]} and {limits[1]}, got {value!r:.80}")
     return value
 
 

@@ -273,8 +273,10 @@ def test_official_pretraining_gives_the_encoder_features(hf_pretrain, video, tmp
     with torch.no_grad():
         expected = hf_pretrain.videomae(video.permute(0, 2, 1, 3, 4)).last_hidden_state
     torch.testing.assert_close(our_features(model, video), expected, atol=1e-5, rtol=1e-5)
+    # no head: the encoder's output is its normalized tokens pooled by mean (not token 0, as a classifier's)
+    torch.testing.assert_close(our_output(model, video), expected.mean(1), atol=1e-5, rtol=1e-5)
     assert report.format == "videomae-pretrain"
-    assert report.config.num_classes == 0 and not report.config.fc_norm
+    assert report.config.num_classes == 0 and not report.config.fc_norm and report.config.pooling == "mean"
     assert (report.missing, report.unexpected) == ([], [])
     assert {"mask_token", "encoder_to_decoder.weight", "decoder.norm.weight"} <= set(report.ignored)
     assert not any(k.startswith("encoder.") for k in report.ignored)
