@@ -133,6 +133,7 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     path = Path(path)
     state, meta, weights_file = _read_checkpoint(path)
     labels, ignored, training = None, [], None
+    settings_file = weights_file  # where the settings came from, named when one is wrong
     if "explorer_config" in meta:
         fmt = "explorer"
         cfg, labels = _explorer_config(meta, weights_file)
@@ -140,7 +141,8 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
     else:
         fmt = _sniff(state, weights_file)
         if fmt.startswith("huggingface"):
-            hf_config = _read_hf_config(weights_file.parent / "config.json")
+            settings_file = weights_file.parent / "config.json"
+            hf_config = _read_hf_config(settings_file)
             state, ignored = _from_huggingface(state, qv_bias=_qv_bias(hf_config, weights_file))
             cfg, labels = _config_from_hf(hf_config, state, weights_file)
         else:
@@ -148,8 +150,9 @@ def load_model(path: str | os.PathLike, *, num_heads: int | None = None) -> tupl
             cfg = _infer_config(state, weights_file, num_heads)
     if num_heads is not None:
         cfg = replace(cfg, num_heads=num_heads)
-    model, missing, unexpected = _build(cfg, state, weights_file)
+    _checked(cfg, settings_file)
     labels = _check_labels(labels, cfg.num_classes, weights_file)
+    model, missing, unexpected = _build(cfg, state, weights_file)
     report = LoadReport(str(path), fmt, cfg, labels, missing, unexpected, ignored, training)
     return model, report
 
@@ -166,6 +169,7 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
     if "explorer_config" in meta or not any(k.startswith(PRETRAIN_ONLY) for k in state):
         return None
     fmt = _sniff(state, weights_file)
+    where = weights_file  # where the settings came from, named when one is wrong
     if fmt.startswith("huggingface"):
         where = weights_file.parent / "config.json"
         hf_config = _read_hf_config(where)
@@ -182,7 +186,7 @@ def load_decoder(path: str | os.PathLike, *, num_heads: int | None = None) -> Vi
     else:
         state = _fuse_qkv({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith(PRETRAIN_ONLY)})
         cfg = _decoder_config(state, weights_file, num_heads)
-    _checked(cfg, weights_file)
+    _checked(cfg, where)
     decoder = VideoMAEDecoder(cfg)
     _check_shapes(decoder, state, weights_file)
     result = decoder.load_state_dict(state, strict=False)
@@ -708,7 +712,7 @@ def _check_labels(labels: object, classes: int, path: Path) -> list[str] | None:
 
 
 def _build(cfg: VideoViTConfig, state: dict[str, torch.Tensor], path: Path) -> tuple[VideoViT, list[str], list[str]]:
-    _checked(cfg, path)
+    """The network of a checked config, with the checkpoint's tensors of fitting shapes loaded."""
     model = VideoViT(cfg)
     if SALIENCY_KEY in state:  # VTM's learnable saliency, trained with the model (explorer/train.py)
         model.vtm_saliency = VTMSaliency(cfg.depth, cfg.embed_dim // cfg.num_heads)

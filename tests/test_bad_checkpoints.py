@@ -106,7 +106,9 @@ def setting(key, value):
     ],
 )
 def test_a_bad_hugging_face_config_is_named(hf_folder, tmp_path, change, message):
-    assert message in refused(with_config(hf_folder, tmp_path, change))
+    folder = with_config(hf_folder, tmp_path, change)
+    said = refused(folder)
+    assert said.startswith(f"{folder / 'config.json'}: ") and message in said
 
 
 def test_a_config_asking_for_more_memory_than_the_machine_has_is_refused_with_the_numbers(
@@ -118,7 +120,7 @@ def test_a_config_asking_for_more_memory_than_the_machine_has_is_refused_with_th
     folder = with_config(hf_folder, tmp_path, lambda c: c | {"image_size": 1024, "patch_size": 1})
     message = refused(folder)
     assert message.endswith(
-        "model.safetensors: the config asks for a network of about 134,285,504 parameters (1.0 GiB while loading), "
+        "config.json: the config asks for a network of about 134,285,504 parameters (1.0 GiB while loading), "
         "more than half the 1.0 GiB free here"
     )
 
@@ -149,7 +151,8 @@ def test_the_position_table_is_built_in_slices_within_its_own_memory():
     ],
 )
 def test_a_bad_decoder_setting_is_named(hf_pretrain_folder, tmp_path, change, message):
-    assert message in refused(with_config(hf_pretrain_folder, tmp_path, change), load_decoder)
+    folder = with_config(hf_pretrain_folder, tmp_path, change)
+    assert refused(folder, load_decoder) == f"{folder / 'config.json'}: {message}"
 
 
 def test_a_config_that_never_ends_or_blocks_is_not_read(hf_folder, tmp_path):
