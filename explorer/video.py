@@ -3,7 +3,8 @@
 Decoding uses PyAV. Long videos are sampled by seeking to a keyframe shortly before
 each wanted frame instead of decoding everything, and only the sampled, already
 resized frames are kept in memory; huge frames get fewer decoder threads, so that
-an 8K video does not hold a frame per core.
+an 8K video does not hold a frame per core, and frames over 8192x8192 are refused,
+from the header or, where only the frames say so, by FFmpeg's decoders before they allocate.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ PATCH = 16  # side of one token patch in pixels
 MAX_FRAMES = 256
 MAX_STRIDE = 10_000  # source frames between two sampled ones (at 60 fps, 2.8 minutes)
 MAX_SIZE = 512  # 256 frames at 512 px is 200 MB of RGB: the bound on a clip's memory
+# Larger frames are refused from the header, and FFmpeg's decoders (also those that read the first
+# frames when the file is opened) are told to refuse them, whatever the header said: 8K (7680x4320) fits.
+MAX_WIDTH = 8192
+MAX_PIXELS = MAX_WIDTH * MAX_WIDTH
+DECODER_OPTIONS = {"max_pixels": str(MAX_PIXELS)}
 DEFAULT_FPS = 25.0
 SEEK_GAP = 2.0  # seconds: jumps shorter than this are decoded through, not sought
 # Each decoder thread holds a few frames: threads are capped so that one decoded frame per
@@ -41,6 +47,14 @@ MAX_THREADS = 16
 TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 KINDS = {"audio": "audio", "subtitle": "subtitles"}  # stream types, as a message names them
 HEAD = 16  # bytes read from the start of a file to recognise its kind
+# (offset, bytes, name): how a file's first bytes name its container, for when it cannot be opened.
+SIGNATURES = (
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (8, b"AVI ", "AVI"),
+    (0, b"OggS", "Ogg"),
+    (0, b"FLV\x01", "FLV"),
+    (0, b"YUV4MPEG2", "Y4M"),
+)
 
 
 class VideoError(ValueError):
@@ -138,9 +152,6 @@ def probe(source: str | os.PathLike) -> Probe:
     file, display, head = _source(source, None)
     with _open(file, display, head) as container:
         stream = _video_stream(container, display)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width and height and min(width, height) < PATCH:
-            raise _too_small(display, width, height)
         fps, time_base = _rate(stream), stream.time_base or Fraction(1, 90000)
         duration = _duration(container, stream, time_base)
         if math.isnan(duration):  # no duration in the header: the last packet's end, found without decoding
@@ -188,18 +199,24 @@ def _source(source: str | os.PathLike | bytes, name: str | None) -> tuple[str | 
 def _open(file: str | io.BytesIO, display: str, head: bytes) -> av.container.InputContainer:
     """Open a container; garbled metadata text is replaced rather than refused."""
     try:
-        return av.open(file, "r", metadata_errors="replace")
+        return av.open(file, "r", metadata_errors="replace", options=DECODER_OPTIONS)
     except (av.FFmpegError, OSError) as exc:
         if head[4:8] == b"ftyp":  # an MP4/MOV whose index cannot be read
             raise VideoError(
                 f"{display}: the MP4/MOV file is cut short or damaged; "
                 f"its index (the moov atom) is missing or unreadable ({_reason(exc)})."
             ) from None
+        kind = next((name for at, magic, name in SIGNATURES if head[at : at + len(magic)] == magic), None)
+        if kind:
+            raise VideoError(f"{display}: the {kind} file is cut short or damaged ({_reason(exc)}).") from None
         raise VideoError(f"{display}: not a readable video file ({_reason(exc)}).") from None
 
 
 def _video_stream(container: av.container.InputContainer, display: str) -> av.video.stream.VideoStream:
-    """The first video stream that moves (not cover art), if it is neither text nor an image."""
+    """The first video stream that moves (not cover art) and can be used, if it is neither text nor an image.
+
+    Where no stream can be used, the first one is checked, so that the message names its problem.
+    """
     streams = container.streams
     if not streams:
         raise VideoError(f"{display}: no stream could be read; the file is cut short or damaged.")
@@ -209,7 +226,7 @@ def _video_stream(container: av.container.InputContainer, display: str) -> av.vi
         found = sorted({KINDS.get(s.type, "other data") for s in streams if s.type != "video"})
         found += ["a cover image"] if streams.video else []
         raise VideoError(f"{display}: the file has no video stream (only {' and '.join(found)}).")
-    stream = videos[0]
+    stream = next((s for s in videos if _usable(s)), videos[0])
     codec = stream.codec_context
     if codec is None:
         raise VideoError(f"{display}: the video's codec is unknown or not supported by this FFmpeg build.")
@@ -217,7 +234,32 @@ def _video_stream(container: av.container.InputContainer, display: str) -> av.vi
         raise VideoError(f"{display}: a text file, not a video.")
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):
         raise VideoError(f"{display}: a still image ({codec.name.upper()}), not a video.")
+    _check_size(display, codec.width, codec.height)
     return stream
+
+
+def _usable(stream: av.video.stream.VideoStream) -> bool:
+    """Whether a stream has a decoder and a frame size (where its header gives one) that can be sampled."""
+    codec = stream.codec_context
+    return codec is not None and _size_problem(codec.width, codec.height) is None
+
+
+def _size_problem(width: int, height: int) -> str | None:
+    """What is wrong with frames of this size: smaller than a patch, or over MAX_PIXELS. 0 (unknown) passes."""
+    if width and height and min(width, height) < PATCH:
+        return f"the video is {width}x{height} pixels, smaller than one {PATCH}x{PATCH} patch"
+    if width * height > MAX_PIXELS:
+        return (
+            f"the video is {width}x{height} pixels, "
+            f"more than the {MAX_WIDTH}x{MAX_WIDTH} ({MAX_PIXELS / 1e6:.0f} million) that can be decoded"
+        )
+    return None
+
+
+def _check_size(display: str, width: int, height: int) -> None:
+    problem = _size_problem(width, height)
+    if problem:
+        raise VideoError(f"{display}: {problem}.")
 
 
 def _threads(width: int, height: int) -> int:
@@ -230,10 +272,6 @@ def _reason(exc: Exception) -> str:
     """The first line of an error's message, without ffmpeg's errno prefix or file name."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text.splitlines()[0].strip()
-
-
-def _too_small(display: str, width: int, height: int) -> VideoError:
-    return VideoError(f"{display}: the video is {width}x{height} pixels, smaller than one {PATCH}x{PATCH} patch.")
 
 
 def _past_end(display: str, start: float, duration: float) -> VideoError:
@@ -273,10 +311,9 @@ class _Reader:
         deadline: float,
     ) -> None:
         width, height = stream.codec_context.width, stream.codec_context.height
-        if width and height and min(width, height) < PATCH:
-            raise _too_small(display, width, height)
         stream.thread_type = "AUTO"
         stream.thread_count = _threads(width, height)
+        stream.codec_context.options = dict(DECODER_OPTIONS)
         self.container, self.stream, self.display, self.size = container, stream, display, size
         self.deadline = deadline  # time.monotonic() after which decoding gives up
         self.fps = _rate(stream)
@@ -285,6 +322,7 @@ class _Reader:
         self.duration = _duration(container, stream, self.time_base)
         self.source_size = (width, height)  # replaced by the first frame's, as displayed
         self.decoded = 0  # frames decoded, all seeks included
+        self.refused = ""  # why the decoder refused the last packet it refused, for the message when none decodes
         self.seek_to: float | None = None  # set by seek(), consumed by _frames()
         self.last_time = -math.inf  # time of the last decoded frame
         self.key_time = -math.inf  # time of the last decoded keyframe
@@ -340,7 +378,8 @@ class _Reader:
                 self.seek(target)
         if not picked:
             if not self.decoded:
-                raise VideoError(f"{self.display}: no frame of the video could be decoded.")
+                why = f" ({self.refused})" if self.refused else ""
+                raise VideoError(f"{self.display}: no frame of the video could be decoded{why}.")
             end = self.duration if math.isfinite(self.duration) else self.last_time + 1 / self.fps
             raise _past_end(self.display, start, end)
         return picked, times
@@ -400,7 +439,8 @@ class _Reader:
                     continue
                 try:
                     frames = packet.decode()
-                except av.FFmpegError:  # a corrupt packet: the decoder resyncs on a later one
+                except av.FFmpegError as exc:  # a corrupt packet: the decoder resyncs on a later one
+                    self.refused = _reason(exc)
                     continue
                 for frame in frames:
                     self.decoded += 1
@@ -430,11 +470,10 @@ class _Reader:
         the decoded frame, whatever the aspect ratio.
         """
         w, h = frame.width, frame.height
-        turns = round(frame.rotation / 90) % 4 if frame.rotation else 0
+        turns = _quarter_turns(frame.rotation)
         if first:
             self.source_size = (h, w) if turns % 2 else (w, h)
-            if min(w, h) < PATCH:
-                raise _too_small(self.display, *self.source_size)
+            _check_size(self.display, *self.source_size)
         shrink = min(1.0, self.size / min(w, h))
         rgb = frame.reformat(
             width=max(1, round(w * shrink)),
@@ -448,6 +487,11 @@ class _Reader:
         if side != self.size:
             square = _enlarge(square, self.size)
         return np.ascontiguousarray(np.rot90(square, turns))
+
+
+def _quarter_turns(degrees: float) -> int:
+    """Quarter turns for a display rotation; none for a degenerate display matrix (PyAV: INT_MIN, for NaN)."""
+    return round(degrees / 90) % 4 if degrees and abs(degrees) <= 360 else 0
 
 
 def _enlarge(square: np.ndarray, size: int) -> np.ndarray:
