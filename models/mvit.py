@@ -233,6 +233,59 @@ def footprint(cfg: MViTConfig, grid: Grid) -> Grid:
     return tuple(n // g for n, g in zip(size, grid))
 
 
+# The key of a trace's layer_info that gives where each token's receptive field is centred: (t, y, x) frames and
+# pixels from its box's first frame and pixel (the Boxes overlay centres the boxes there).
+FIELD_CENTRE = "field centre"
+
+
+@dataclass(frozen=True)
+class Field:
+    """The receptive field of the tokens of one layer, per axis (t, h, w), in input frames and pixels.
+
+    Token n along an axis sees the input indices [n * jump + start, n * jump + start + size - 1] (the
+    padding lets start be negative), so its centre is n * jump + centre, in frame or pixel indices
+    (x.5: between two). This is the field of a token's own path: the patch embedding, then in each
+    block that pools its queries the query's pooling conv and the residual's max pool (their union;
+    both are centred). Attention itself reaches every token, so it is left out.
+    """
+
+    jump: tuple[int, int, int]
+    size: tuple[int, int, int]
+    start: tuple[int, int, int]
+
+    @property
+    def centre(self) -> tuple[float, float, float]:
+        """Where token (0, 0, 0)'s field is centred: frame and pixel indices from the clip's first."""
+        return tuple(a + (s - 1) / 2 for a, s in zip(self.start, self.size))
+
+
+def receptive_fields(cfg: MViTConfig) -> list[Field]:
+    """Per layer (0: after the patch embedding, l: after the l-th block), its tokens' receptive field."""
+
+    def conv(field: Field, kernel: Grid, stride: Grid, padding: Grid) -> Field:
+        return Field(
+            jump=tuple(j * s for j, s in zip(field.jump, stride)),
+            size=tuple(n + (k - 1) * j for n, k, j in zip(field.size, kernel, field.jump)),
+            start=tuple(a - p * j for a, p, j in zip(field.start, padding, field.jump)),
+        )
+
+    field = conv(Field((1, 1, 1), (1, 1, 1), (0, 0, 0)), cfg.patch_kernel, cfg.patch_stride, cfg.patch_padding)
+    fields = [field]
+    for q in cfg.q_strides:
+        if _pools_q(q):  # as MultiScaleBlock: the query's conv, and the residual's max pool (kernel stride + 1)
+            query = conv(field, cfg.pool_kernel, q, tuple(k // 2 for k in cfg.pool_kernel))
+            skip_kernel = tuple(s + 1 if s > 1 else s for s in q)
+            skip = conv(field, skip_kernel, q, tuple(k // 2 for k in skip_kernel))
+            assert query.centre == skip.centre, "odd kernels with padding k // 2: both paths centred alike"
+            field = Field(
+                query.jump,
+                tuple(max(a, b) for a, b in zip(query.size, skip.size)),
+                tuple(min(a, b) for a, b in zip(query.start, skip.start)),
+            )
+        fields.append(field)
+    return fields
+
+
 def _pool(
     x: torch.Tensor, pool: nn.Module | None, grid: Grid, cls_token: bool, norm: nn.Module | None = None
 ) -> tuple[torch.Tensor, Grid]:

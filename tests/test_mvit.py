@@ -12,9 +12,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from explorer.models.mvit import MVIT_CONFIGS, MultiScaleBlock, MViT, MViTConfig, block_infos, footprint, mvit_flops
+from explorer.models.mvit import (
+    MVIT_CONFIGS,
+    MultiScaleBlock,
+    MViT,
+    MViTConfig,
+    block_infos,
+    footprint,
+    mvit_flops,
+    receptive_fields,
+)
 
 B_CFG, SMALL = MVIT_CONFIGS["B"], MVIT_CONFIGS["small"]
 
@@ -205,3 +215,41 @@ def test_a_pooling_block_equals_a_head_by_head_reference():
         out, q_grid, kv_grid = block(x, grid)
         torch.testing.assert_close(out, reference_block(block, x, grid), rtol=1e-5, atol=1e-5)
     assert (q_grid, kv_grid, out.shape) == ((2, 4, 4), (2, 2, 2), (2, 1 + 32, 64))
+
+
+def test_receptive_fields_at_8x7x7_are_centred_on_the_first_frame_and_pixel_of_each_tile():
+    # By hand, per axis: the patch conv (kernel 7, stride 4, padding 3) gives token n the pixels 4n-3 .. 4n+3;
+    # each query pool (kernel 3, stride 2, padding 1) spans tokens 2n-1 .. 2n+1 of the grid before it, so
+    # 8n-7 .. 8n+7, 16n-15 .. 16n+15 and, at 8 x 7 x 7, 32n-31 .. 32n+31: 63 px centred on pixel 32n, the first
+    # pixel of the token's 32 px tile (whose middle is 32n + 15.5). In time the patch conv (3, stride 2,
+    # padding 1) gives frames 2n-1 .. 2n+1 and each of the three query pools (3, stride 1, padding 1) widens
+    # it by a token (2 frames) each side: 2n-7 .. 2n+7, 15 frames centred on frame 2n, the tile's first.
+    fields = receptive_fields(B_CFG)
+    assert len(fields) == B_CFG.depth + 1
+    last = fields[-1]
+    assert (last.jump, last.size, last.start) == ((2, 32, 32), (15, 63, 63), (-7, -31, -31))
+    assert last.centre == (0.0, 0.0, 0.0)
+    assert [fields[layer].size for layer in (0, 2, 4)] == [(3, 7, 7), (7, 15, 15), (11, 31, 31)]
+    # checked against PyTorch's own geometry: the input pixels a token's path reads are where the gradient of
+    # that token reaches, through convs and max pools with the network's kernels, strides and padding
+    model = MViT(B_CFG)
+    path = [nn.Conv3d(1, 1, *_geometry(model.patch_embed.proj), bias=False)]
+    for block in model.blocks:
+        if block.attn.pool_q is not None:
+            path.append(
+                (nn.Conv3d(1, 1, *_geometry(block.attn.pool_q), bias=False), nn.MaxPool3d(*_geometry(block.pool_skip)))
+            )
+    for layer in path[:1] + [p[0] for p in path[1:]]:
+        nn.init.ones_(layer.weight)
+    video = torch.ones(1, 1, 16, 224, 224, requires_grad=True)
+    x = path[0](video)
+    for conv, skip in path[1:]:
+        x = conv(x) + skip(x)
+    assert x.shape[2:] == (8, 7, 7)
+    x[0, 0, 4, 3, 2].backward()  # a token inside the clip: frame 8, pixels (96, 64)
+    t, y, x_ = (np.flatnonzero(video.grad[0, 0].abs().sum(dim=other).numpy()) for other in ((1, 2), (0, 2), (0, 1)))
+    assert (t.min(), t.max(), y.min(), y.max(), x_.min(), x_.max()) == (1, 15, 65, 127, 33, 95)
+
+
+def _geometry(module: nn.Module) -> tuple:
+    return module.kernel_size, module.stride, module.padding
