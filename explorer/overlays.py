@@ -25,6 +25,9 @@ FOCUS_COLOUR = (255, 230, 0)
 FOCUS_WIDTH = 3  # px of the focused token's outline
 HEAT_ALPHA = 0.6  # share of the heat colour over the frame
 GOLDEN = 0.6180339887498949
+# The layer_info key (models/mvit.py FIELD_CENTRE; the overlay stays free of torch) giving where each token's
+# receptive field is centred, in frames and px from its box's first frame and pixel: Boxes centre the boxes there.
+FIELD_CENTRE = "field centre"
 
 Cell = tuple[int, int, int]  # (t', h, w)
 
@@ -164,6 +167,10 @@ class _LayerMaps:
             if trace.boxes is None:
                 raise ValueError("the boxes style needs a trace whose tokens are boxes")
             self.boxes = trace.boxes[layer]
+            layer_info = trace.meta.get("layer_info")
+            centre = layer_info[layer].get(FIELD_CENTRE) if layer_info else None
+            if centre is not None:
+                self.boxes = centred_boxes(self.boxes, centre)
             if value is None:
                 self.box_colours = identity_colours(np.arange(len(self.boxes)))
             else:  # a group per token (e.g. its tube): the colours of the 3-D view
@@ -243,6 +250,25 @@ class _LayerMaps:
         ph, pw = self.cell
         pixels = per_cell.repeat(ph, axis=0).repeat(pw, axis=1)
         return pixels if pixels.ndim == 3 else pixels[..., None]
+
+
+def centred_boxes(boxes: np.ndarray, centre: Iterable[float]) -> np.ndarray:
+    """Boxes (N, 6: t0, t1, y0, y1, x0, x1) of a stride tiling, moved to be centred on their tokens' receptive
+    fields, whose centres lie `centre` (t, y, x) frames and pixels from each box's first frame and pixel.
+
+    In space a box keeps its width and is centred on the field's centre pixel: its outline runs through the
+    pixels half a stride either side (y1, x1 one past them, so a box spans stride + 1 px and shares its outline
+    with its neighbours', midway between their centres; a centre between two pixels rounds half up). In time
+    a box stays on its own frames: a two-frame stride has no whole frames centred on one frame.
+    """
+    _, dy, dx = centre
+    out = boxes.copy()
+    for axis, offset in ((1, dy), (2, dx)):
+        start, end = boxes[:, 2 * axis], boxes[:, 2 * axis + 1]
+        middle, half = start + offset, (end - start) / 2
+        out[:, 2 * axis] = np.floor(middle - half + 0.5)
+        out[:, 2 * axis + 1] = np.floor(middle + half + 0.5) + 1
+    return out
 
 
 def _upscale(per_cell: np.ndarray, cell: tuple[int, int]) -> np.ndarray:

@@ -3,7 +3,9 @@ import numpy as np
 from explorer import charts
 from explorer.models.reducers.base import selection_from_mask
 from explorer.overlays import (
+    FIELD_CENTRE,
     FOCUS_COLOUR,
+    centred_boxes,
     cluster_info,
     draw_clip,
     draw_frame,
@@ -235,3 +237,42 @@ def test_cluster_sizes_bins_big_clusters_by_powers_of_two():
     assert counts["257-512"] == 1 and counts["9-16"] == 0 and sum(bars.y) == 6
     assert list(bars.x)[-1] == "257-512" and len(bars.x) == 8 + 6
     assert dict(zip(bars.x, bars.customdata))["257-512"] == 300
+
+
+def test_centred_boxes_move_a_tile_onto_its_fields_centre():
+    tile = np.array([[2, 4, 32, 64, 64, 96]])  # frames 2-3, rows 32-63, columns 64-95
+    # a field centred on the tile's first pixel (32, 64): a 32 px box from 16 px before it to 16 px after it
+    assert centred_boxes(tile, (0, 0, 0)).tolist() == [[2, 4, 16, 49, 48, 81]]
+    # a centre between pixels (33.5 rows, 65.5 columns) rounds half up: outline through 18 and 50, 50 and 82
+    assert centred_boxes(tile, (0, 1.5, 1.5)).tolist() == [[2, 4, 18, 51, 50, 83]]
+
+
+def test_mvit_boxes_are_drawn_centred_on_each_tokens_receptive_field():
+    import torch
+
+    from explorer.analyze import analyze
+    from explorer.models.mvit import FIELD_CENTRE as MVIT_FIELD_CENTRE
+    from explorer.models.reducers import make_reducer
+    from explorer.models.video_vit import VideoViT, VideoViTConfig
+    from tests.clips import make_clip
+
+    assert FIELD_CENTRE == MVIT_FIELD_CENTRE
+    torch.manual_seed(0)
+    model = VideoViT(VideoViTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=5, num_frames=8, img_size=112))
+    frames = np.full((8, 112, 112, 3), 128, dtype=np.uint8)
+    trace = analyze(make_clip(frames), model, make_reducer("mvit"), device="cpu")
+    last = trace.layers
+    # the small MViT at 8 x 112: 4 x 7 x 7 at the last layer, tiles of 2 frames x 16 x 16 px. By hand: the patch
+    # conv (7, stride 4, padding 3) reads pixels 4n-3 .. 4n+3, two query pools (3, stride 2, padding 1) widen it
+    # to 16n-15 .. 16n+15 (31 px, centred on 16n, the tile's first pixel); in time 2n-5 .. 2n+5 (11 frames)
+    assert trace.meta["layer_info"][last]["receptive field"] == "11x31x31"
+    assert trace.meta["layer_info"][last][FIELD_CENTRE] == [0, 0, 0]
+    assert (trace.boxes[last][:, 3] - trace.boxes[last][:, 2] == 16).all()  # the trace's boxes stay the tiling
+    drawn = draw_frame(frames[0], trace, last, 0, "boxes")
+    outline = (drawn != (frames[0] * 0.7).round()).any(axis=2)
+    # centred on pixels 16n (n = 0 .. 6), a box's outline runs 8 px either side: lines along rows and columns
+    # 8, 24, .., 104 (the first, -8, is off the frame) from the frame's edge to the last centre's, 96 + 8, and
+    # nothing beyond it; the stride tiling drew 16n and 16n + 15, up to 111
+    assert np.flatnonzero(outline[:, :105].all(axis=1)).tolist() == list(range(8, 105, 16))
+    assert np.flatnonzero(outline[:105].all(axis=0)).tolist() == list(range(8, 105, 16))
+    assert not outline[105:].any() and not outline[:, 105:].any()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..mvit import MVIT_CONFIGS, MViT, check_input, footprint, mvit_flops
+from ..mvit import FIELD_CENTRE, MVIT_CONFIGS, MViT, check_input, footprint, mvit_flops, receptive_fields
 from .base import NetworkRecord, NetworkReducer, Param, ParameterError
 
 
@@ -35,10 +36,15 @@ class MViTPooling(NetworkReducer):
         "Untrained (seeded) weights, and this replaces the chosen ViT, whose dense run is kept for "
         "comparison. 'small' is the explorer's own quick variant (6 blocks, 48 to 192 wide), not a "
         "published model. Clip sizes other than 16 x 224 take resized positions; the head has no dropout. "
-        "Boxes tile the clip by stride (each pooled token owns the cells its stride covers); a token's "
-        "receptive field is centred at its box's first cell, not its middle, as the convolutions pad "
-        "symmetrically: at 8 x 7 x 7 on 224 px the centre lies 15.5 px left of and above the box's, and half a "
-        "frame earlier (half a cell)."
+        "A token owns the cells its stride covers (Clusters, Follow a cell, the 3-D boxes and the table's "
+        "footprint show this tiling), but its receptive field is centred on the tile's first frame and pixel, "
+        "as the convolutions pad symmetrically: at 8 x 7 x 7 on 224 px, 15.5 px left of and above the tile's "
+        "centre and half a frame earlier. The Boxes overlay draws each box one stride wide, centred on its "
+        "token's field (that of the patch embedding and the query and residual pools; attention reaches every "
+        "token); the table gives the field's size and its centre, in frames and px from the tile's first. So "
+        "the outlines lie midway between neighbouring centres, the first boxes reach past the top and left "
+        "edges and the last stop about half a stride short of the bottom and right ones. In time a box stays on its "
+        "token's two frames: no whole frames centre a two-frame box on one frame."
     )
     params = (
         Param(
@@ -67,7 +73,11 @@ class MViTPooling(NetworkReducer):
         cfg = network.cfg
         logits, blocks = network.forward_trace(video)
         grids: list[tuple[int, int, int]] = [cfg.patch_grid] + [_grid(block.q_grid) for block in blocks]
-        info = [{"width": cfg.embed_dim, "heads": None}] + [{"width": b.dim_out, "heads": b.heads} for b in blocks]
+        info: list[dict[str, Any]] = [{"width": cfg.embed_dim, "heads": None}]
+        info += [{"width": b.dim_out, "heads": b.heads} for b in blocks]
+        for layer, field in zip(info, receptive_fields(cfg)):  # the field of token n is centred at n * stride + centre
+            layer["receptive field"] = "x".join(map(str, field.size))  # frames x px x px, as the footprint
+            layer[FIELD_CENTRE] = [int(c) if c == int(c) else c for c in field.centre]
         return logits, NetworkRecord(
             grids=grids,
             cell=footprint(cfg, cfg.patch_grid),
