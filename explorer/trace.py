@@ -57,7 +57,7 @@ meta (Trace.meta; analyze() writes these, a hand-built trace may hold any, all o
                 given a token budget: the fraction asked for, the knob fitted to it and its
                 value, the tokens per layer it gave on average
   layer_info    [{"q_grid", "kv_grid", ...}] per layer: for a network of its own (MViT), its
-                query and key/value grids, width and heads
+                query and key/value grids, width and heads, receptive field and its centre
   own_network   true when the reducer ran a network of its own (MViT), not the ViT dense ran:
                 its tokens, FLOPs and time are not deltas of dense's
   values        {name: {"label": str, "explanation": str, "kind": "count" | "heat" | "index"}}:
