@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import av
 import numpy as np
+import pytest
 
 from explorer.video import Clip
 
@@ -34,3 +38,27 @@ def moving_square_frames(frames: int = 16, size: int = 224, row: int = 5) -> np.
         col = f // 2
         video[f, row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16] = 255
     return video
+
+
+def has_encoder(codec: str) -> bool:
+    """Whether the local FFmpeg can encode with this codec."""
+    try:
+        av.codec.Codec(codec, "w")
+    except av.codec.codec.UnknownCodecError:
+        return False
+    return True
+
+
+def encoder_params(cases: Iterable) -> list:
+    """pytest params of corpus cases (each with .name and .needs, the encoder it needs or None), skipped with
+    the reason where this FFmpeg cannot make them."""
+    return [
+        pytest.param(
+            case,
+            id=case.name,
+            marks=[]
+            if case.needs is None or has_encoder(case.needs)
+            else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")],
+        )
+        for case in cases
+    ]

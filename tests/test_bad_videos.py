@@ -32,6 +32,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.cli import main
 from explorer.ui.sidebar import UPLOAD_TYPES
 from explorer.video import Clip, VideoError, load_clip
+from tests.clips import encoder_params, has_encoder
 from tests.conftest import index_frame, read_index, write_audio, write_index_video, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,15 +169,6 @@ def write_rotated(angle: int) -> Callable[[Path], None]:
             container.mux(stream.encode(None))
 
     return write
-
-
-def has_encoder(codec: str) -> bool:
-    """Whether the local FFmpeg can encode with this codec."""
-    try:
-        av.codec.Codec(codec, "w")
-    except av.codec.codec.UnknownCodecError:
-        return False
-    return True
 
 
 # --- checks on what loaded (each gets the clip and the file) ------------------------------------
@@ -384,14 +376,7 @@ def available(case: Case) -> bool:
     return case.needs is None or has_encoder(case.needs)
 
 
-PARAMS = [
-    pytest.param(
-        case,
-        id=case.name,
-        marks=[] if available(case) else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")],
-    )
-    for case in CASES
-]
+PARAMS = encoder_params(CASES)
 
 
 @pytest.fixture(scope="module")

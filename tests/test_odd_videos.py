@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 
 from explorer.video import Clip, Probe, VideoError, load_clip, load_windows, probe
+from tests.clips import encoder_params, has_encoder
 from tests.conftest import index_frame, read_index, write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,14 +272,6 @@ def write_image(codec: str, pix_fmt: str = "rgb24") -> Writer:
 def concatenated(*parts: tuple[str, Writer]) -> Writer:
     """Files written one after the other, byte for byte (MPEG-TS and MPEG-PS play on across the joins)."""
     return data(lambda: b"".join(encoded(name, writer) for name, writer in parts))
-
-
-def has_encoder(codec: str) -> bool:
-    try:
-        av.codec.Codec(codec, "w")
-    except av.codec.codec.UnknownCodecError:
-        return False
-    return True
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -595,14 +588,7 @@ def available(case: Odd) -> bool:
     return case.needs is None or has_encoder(case.needs)
 
 
-PARAMS = [
-    pytest.param(
-        case,
-        id=case.name,
-        marks=[] if available(case) else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")],
-    )
-    for case in CASES
-]
+PARAMS = encoder_params(CASES)
 
 
 @pytest.fixture(scope="session")
