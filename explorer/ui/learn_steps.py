@@ -568,7 +568,8 @@ STEPS: tuple[Step, ...] = (
         "footprint grows from 4 to 8, 16 and 32 px, while keys and values are pooled harder so that attention stays "
         "cheap on the fine grid.",
         "This is the explorer's own small variant, with untrained, seeded weights, a network of its own "
-        "rather than the demo model. The footprints here are the stride tiling; the Boxes overlay centres each on its token's receptive field.",
+        "rather than the demo model. The footprints here are the stride tiling; the Boxes overlay centres each "
+        "on its token's receptive field.",
         "Move the layer: where does the grid get coarser? How big is a token's footprint at the last layer, "
         "compared with the first?",
         mvit_step,
