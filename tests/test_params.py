@@ -19,6 +19,13 @@ def test_numbers_out_of_range_are_refused_by_name(name, param):
     make_reducer(name, **{param.name: param.default})
 
 
+@pytest.mark.parametrize("name, param", NUMBERS, ids=[f"{n}.{p.name}" for n, p in NUMBERS])
+@pytest.mark.parametrize("bad", [10**30, -(10**30), "1e30", 10**400, "nan", float("inf"), "-inf"])
+def test_huge_and_non_finite_numbers_are_refused_in_one_message(name, param, bad):
+    with pytest.raises(ParameterError, match=rf"^{param.name} must be (a finite number|between)"):
+        make_reducer(name, **{param.name: bad})
+
+
 @pytest.mark.parametrize("name, param", CHOICES, ids=[f"{n}.{p.name}" for n, p in CHOICES])
 def test_choices_outside_the_list_are_refused(name, param):
     with pytest.raises(ParameterError, match="must be one of"):

@@ -20,6 +20,7 @@ reducer itself, and no other code tells the kinds apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,6 +33,7 @@ from explorer.trace import ValueInfo
 from ..merge import Reduction  # noqa: F401  (re-exported: reducers return it)
 
 REGISTRY: dict[str, type[Reducer]] = {}  # filled as reducer modules are imported (see __init__.py)
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")  # a bool parameter written as text
 
 
 class ParameterError(ValueError):
@@ -62,27 +64,46 @@ class Param:
             if self.choices is not None and text not in self.choices:
                 raise ParameterError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
             return text
-        try:
-            if kind is bool:
-                if isinstance(value, str):
-                    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                        raise ValueError
-                    value = value.lower() in ("true", "1", "yes", "on")
-                return bool(value)
-            number = kind(float(value)) if kind is int and not isinstance(value, bool) else kind(value)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-            raise ParameterError(
-                f"{self.name} must be {'true or false' if kind is bool else 'a finite number'}, got {value!r}"
-            ) from None
-        if kind is int and float(value) != number:
-            raise ParameterError(f"{self.name} must be a whole number, got {value!r}")
-        if (
-            not np.isfinite(number)
-            or (self.low is not None and number < self.low)
-            or (self.high is not None and number > self.high)
-        ):
-            raise ParameterError(f"{self.name} must be between {self.low} and {self.high}, got {value!r}")
-        return number
+        if kind is bool:
+            return self._parse_bool(value)
+        check_number(self.name, value, self.low, self.high, whole=kind is int)
+        return kind(float(value))  # through float: "1e3" is a valid int; a huge int passed the bounds above
+
+    def _parse_bool(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return bool(value)
+        if value.lower() not in TRUE + FALSE:
+            raise ParameterError(f"{self.name} must be true or false, got {value!r}")
+        return value.lower() in TRUE
+
+
+def check_number(
+    name: str, value: Any, low: float | None = None, high: float | None = None, *, whole: bool = False
+) -> None:
+    """Refuse, naming it, a value that is not a finite number (nan, inf, text, None), not whole where it must be,
+    or outside [low, high]; every number a user gives passes here before any work uses it."""
+    try:
+        real = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(f"{name} must be a finite number, got {_shown(value)}") from None
+    if not math.isfinite(real):
+        raise ParameterError(f"{name} must be a finite number, got {_shown(value)}")
+    if whole and real != int(real):
+        raise ParameterError(f"{name} must be a whole number, got {_shown(value)}")
+    if (low is not None and real < low) or (high is not None and real > high):
+        raise ParameterError(f"{name} must be between {_bound(low)} and {_bound(high)}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """The value as given, cut short: a 400-digit number is named, not printed."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _bound(value: float | None) -> str:
+    if value is None:
+        return "any"
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)
 
 
 BUDGET = Param(
@@ -160,6 +181,18 @@ class Reducer:
     def select(self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int) -> InputSelection:
         """video: (3, T, H, W) ImageNet-normalized float; grid: (T', H', W'). Every tubelet by default."""
         return selection_from_mask(np.ones(grid, dtype=bool))
+
+    def token_source(self) -> str:
+        """What makes its tokens, as a refusal names it (TubeViT: its tubes)."""
+        return self.name
+
+    def shape_cost(self, clip: tuple[int, int, int], grid: tuple[int, int, int]) -> tuple[int, int]:
+        """(tokens entering the first block, (query, key) pairs of the widest attention) for a clip of (T, H, W)
+        frames and px on the model's (T', H', W') grid, by shape arithmetic alone: the most this reducer may ask
+        (a token budget's whole search included), so that a run past the limits is refused before it starts.
+        Every tubelet, each attending to every other, by default."""
+        tokens = math.prod(grid)
+        return tokens, tokens * tokens
 
     def layer_tokens(
         self, video: torch.Tensor, grid: tuple[int, int, int], tubelet: int, patch: int, depth: int
@@ -331,4 +364,8 @@ class NetworkReducer(Reducer):
 
     def run(self, network: torch.nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, NetworkRecord]:
         """Logits (B, classes) for a normalized clip (B, 3, T, H, W) and what each layer did."""
+        raise NotImplementedError
+
+    def flops(self, clip: tuple[int, int, int]) -> float:
+        """FLOPs of one forward on a clip of (T, H, W) frames and px, from the shapes alone."""
         raise NotImplementedError
