@@ -10,6 +10,9 @@ Python API (the app and the CLI use the same calls):
     merged = analyze(clip, model, make_reducer("tome", budget=0.5), saliency=SaliencySpec("max"))
     trace.save("out/")            # summary.json + trace.npz; Trace.load("out/") reads them back
     trace.show(clip)              # in a notebook: the overlay, the tokens per layer and a summary
+    estimate_work(make_reducer("tubes"), model).describe()   # tokens, attention, time: checked before a run
+
+Every number the calls take is checked before any work: out of range, nan or inf is a ParameterError naming it.
 
     from explorer.scan import scan, ScanSettings, load     # every window of long videos and datasets
     result = scan(["videos/"], "out/scan", ScanSettings(reducers=("rlt", "tome"), budgets=(0.5,)))
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from explorer.models.reducers import REDUCERS, make_reducer
 
-    from .analyze import ModelSpec, analyze, build_model
+    from .analyze import ModelSpec, Work, analyze, build_model, estimate_work
     from .saliency import SaliencySpec
     from .trace import Trace
     from .video import Clip, load_clip
@@ -41,6 +44,8 @@ _SOURCES = {  # public name -> the module that defines it
     "ModelSpec": "explorer.analyze",
     "analyze": "explorer.analyze",
     "build_model": "explorer.analyze",
+    "estimate_work": "explorer.analyze",
+    "Work": "explorer.analyze",
     "SaliencySpec": "explorer.saliency",
     "Trace": "explorer.trace",
     "Clip": "explorer.video",
@@ -53,8 +58,10 @@ __all__ = [
     "ModelSpec",
     "SaliencySpec",
     "Trace",
+    "Work",
     "analyze",
     "build_model",
+    "estimate_work",
     "load_clip",
     "make_reducer",
 ]

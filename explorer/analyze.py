@@ -18,7 +18,7 @@ from explorer.models import engine
 from explorer.models.engine import FlowRecord
 from explorer.models.flops import embed_flops, vit_flops
 from explorer.models.reducers import ParameterError, Reducer
-from explorer.models.reducers.base import InputSelection
+from explorer.models.reducers.base import InputSelection, NetworkReducer, check_number
 from explorer.models.reducers.budget import fit_budget
 from explorer.models.video_vit import SIZES, VideoViT, VideoViTConfig, normalize_video
 from explorer.models.weights import LoadReport, load_model
@@ -27,10 +27,12 @@ from .runtime import DTYPES, autocast, copy_to, memory_guard, resolve_device, re
 from .saliency import SaliencySpec, rollout
 from .trace import Trace, ValueInfo, cells_per_token
 from .values import VALUES
-from .video import Clip
+from .video import PATCH, Clip, check_params
 
 SALIENCY_BYTES = 2**30  # attention maps kept for rollout: beyond this, saliency is skipped with a note
 MAX_TIMING_RUNS = 100
+MAX_PAIRS = engine.MAX_TOKENS**2  # (query, key) pairs of one attention: the blocks' token limit, squared
+CPU_FLOPS = 100e9  # a CPU's rough rate, FLOPs a second: for the order of an estimate's time, never a measurement
 SCORES_BYTES = 4 * 2**30  # one block's attention scores, where a reducer needs them: beyond this, refused
 DEMO = "demo"  # the model size that names the shipped, trained demo model
 DEMO_WEIGHTS = Path(__file__).resolve().parent / "assets" / "demo_model.safetensors"
@@ -57,6 +59,9 @@ def build_model(
 
     Random weights are seeded, so reproducible.
     """
+    check_number("the model's seed", spec.seed, 0, 2**63 - 1, whole=True)
+    if num_frames is not None or img_size is not None:
+        check_params(num_frames or 1, 1, img_size or PATCH)
     if spec.size == DEMO and not spec.weights and not DEMO_WEIGHTS.exists():
         raise ParameterError(f"the demo model is missing ({DEMO_WEIGHTS}): `python -m explorer train` makes it")
     if spec.weights or spec.size == DEMO:
@@ -110,8 +115,8 @@ def analyze(
             f"the clip is {clip.num_frames} frames of {clip.frames.shape[1]} px but the model "
             f"expects {cfg.num_frames} frames of {cfg.img_size} px"
         )
-    if not 1 <= timing_runs <= MAX_TIMING_RUNS:
-        raise ParameterError(f"timing runs must be between 1 and {MAX_TIMING_RUNS}, got {timing_runs}")
+    check_number("timing runs", timing_runs, 1, MAX_TIMING_RUNS, whole=True)
+    check_work(reducer, model)
     dev = resolve_device(device)
     run = dict(
         window_slots=window_slots(window, cfg.tubelet, cfg.num_frames),
@@ -122,6 +127,69 @@ def analyze(
         precision=resolve_precision(precision, dev),
     )
     return _analyze_with_fallback(dev, clip, model, reducer, run)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One clip's forward by shape arithmetic alone, nothing decoded or allocated: what `check_work` bounds."""
+
+    source: str  # what makes the tokens: the reducer (TubeViT: its tubes)
+    clip: tuple[int, int, int]  # frames, px, px
+    tokens: int  # entering the first block, the most the reducer may ask
+    pairs: int  # (query, key) pairs of its widest attention
+    heads: int
+    flops: float  # one forward, roughly: every block at the first block's tokens
+
+    @property
+    def score_gib(self) -> float:
+        """GiB of one block's float32 attention scores, where they are held at once."""
+        return 4 * self.heads * self.pairs / 2**30
+
+    @property
+    def time_class(self) -> str:
+        """The order of one forward's time on a CPU, from the FLOPs at about CPU_FLOPS a second."""
+        seconds = self.flops / CPU_FLOPS
+        classes = ((1, "under a second"), (60, "seconds"), (3600, "minutes"))
+        return next((name for limit, name in classes if seconds < limit), "hours") + " on a CPU"
+
+    def describe(self) -> str:
+        """Its attention, memory and time, in words."""
+        return (
+            f"{self.pairs:,} attention pairs, {self.score_gib:,.1f} GiB of scores a block at fp32; about "
+            f"{self.flops / 1e9:,.0f} GFLOPs, {self.time_class}"
+        )
+
+
+def estimate_work(reducer: Reducer, model: VideoViT) -> Work:
+    """What one forward of this reducer on this model's input would take, before any of it runs."""
+    cfg = model.cfg
+    clip = (cfg.num_frames, cfg.img_size, cfg.img_size)
+    tokens, pairs = reducer.shape_cost(clip, cfg.grid)
+    if isinstance(reducer, NetworkReducer):
+        flops = reducer.flops(clip)
+    else:
+        flops = float(model_flops(cfg, [tokens] * (cfg.depth + 1)).sum())
+    return Work(reducer.token_source(), clip, tokens, pairs, cfg.num_heads, flops)
+
+
+def check_work(reducer: Reducer, model: VideoViT) -> Work:
+    """The work estimate; ParameterError, with its numbers, when it passes the tokens the blocks take, the attention
+    pairs one block may compare, or the scores a reducer makes a block hold."""
+    work = estimate_work(reducer, model)
+    clip = " x ".join(map(str, work.clip))
+    advice = "use fewer frames, a smaller size or larger strides"
+    if not reducer.replaces_network and work.tokens > engine.MAX_TOKENS:
+        raise ParameterError(
+            f"{work.source} would make {work.tokens:,} tokens for a {clip} clip; at most {engine.MAX_TOKENS:,} fit "
+            f"({work.describe()}): {advice}"
+        )
+    if work.pairs > MAX_PAIRS:
+        raise ParameterError(
+            f"{work.source} would compare {work.pairs:,} (query, key) pairs in one attention for a {clip} clip; at "
+            f"most {MAX_PAIRS:,} fit ({work.describe()}): {advice}"
+        )
+    _check_scores(reducer, work.tokens, work.heads)
+    return work
 
 
 def _check_scores(reducer: Reducer, tokens: int, heads: int) -> None:

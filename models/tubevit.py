@@ -25,6 +25,7 @@ Triple = tuple[int, int, int]
 
 
 MAX_TUBE_VALUE = 10_000  # frames or px: far past any clip the explorer takes, and small enough for C longs
+MAX_TUBES = 64  # a Conv3d each: the paper uses 4
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,17 @@ def parse_tubes(text: str) -> tuple[Tube, ...]:
         match = _TUBE.fullmatch(item)
         if match is None:
             raise ValueError(f"tube {number} ({item!r}) is not of the form {TUBE_FORMAT!r}")
-        values = [int(v) if v is not None else 0 for v in match.groups()]
         try:
+            if any(v is not None and len(v.lstrip("-")) > len(str(MAX_TUBE_VALUE)) for v in match.groups()):
+                raise ValueError(f"kernel, stride and offset must be at most {MAX_TUBE_VALUE} (frames or px)")
+            values = [int(v) if v is not None else 0 for v in match.groups()]  # short: int() takes them at once
             tubes.append(Tube(tuple(values[0:3]), tuple(values[3:6]), tuple(values[6:9])))
         except ValueError as error:
             raise ValueError(f"tube {number} ({item!r}): {error}") from None
     if not tubes:
         raise ValueError(f"no tube given; write e.g. {format_tube(DEFAULT_TUBES[0])!r}")
+    if len(tubes) > MAX_TUBES:
+        raise ValueError(f"at most {MAX_TUBES} tubes (each is a Conv3d of its own), got {len(tubes)}")
     return tuple(tubes)
 
 

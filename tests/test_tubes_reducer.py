@@ -9,7 +9,7 @@ import torch
 from explorer.analyze import analyze
 from explorer.models.flops import embed_flops
 from explorer.models.reducers import ParameterError, make_reducer
-from explorer.models.tubevit import DEFAULT_TUBES, format_tubes
+from explorer.models.tubevit import DEFAULT_TUBES, format_tubes, tube_boxes
 from explorer.models.video_vit import SIZES, VideoViT
 from explorer.trace import Trace
 from tests.clips import make_clip, moving_square_frames
@@ -54,3 +54,31 @@ def test_bad_tubes_are_a_clear_message():
         make_reducer("tubes", tubes="8x8x8 stride 0,32,32")
     with pytest.raises(ParameterError, match="no tube gives a token"):
         make_reducer("tubes", tubes="64x8x8 stride 16,32,32").boxes((32, 224, 224))
+
+
+@pytest.mark.parametrize(
+    "tubes, size",
+    [
+        (None, (32, 224, 224)),
+        ("1x1x1 stride 1,1,1", (4, 32, 48)),
+        ("3x5x7 stride 2,3,4 offset 1,2,3; 16x16x16 stride 5,5,5", (17, 40, 56)),
+        ("8x8x8 stride 1,1,1 offset 20,0,0", (16, 64, 64)),  # the offset leaves no room: no token
+    ],
+)
+def test_the_estimate_counts_the_tokens_the_boxes_make(tubes, size):
+    reducer = make_reducer("tubes", **({"tubes": tubes} if tubes else {}))
+    tokens, pairs = reducer.shape_cost(size, (size[0] // 2, size[1] // 16, size[2] // 16))
+    assert tokens == len(tube_boxes(reducer.tubes, size)[0]) and pairs == tokens**2
+
+
+def test_a_budget_is_refused_only_when_its_largest_strides_pass_the_limit():
+    written = "1x1x1 stride 1,1,1"
+    assert make_reducer("tubes", tubes=written).shape_cost((16, 224, 224), (8, 14, 14))[0] == 16 * 224 * 224
+    assert make_reducer("tubes", tubes=written, budget=0.5).shape_cost((16, 224, 224), (8, 14, 14))[0] == 4 * 56 * 56
+
+
+def test_too_many_tubes_or_digits_are_refused_before_any_number_is_made():
+    with pytest.raises(ParameterError, match="at most 64 tubes"):
+        make_reducer("tubes", tubes="2x16x16 stride 2,16,16\n" * 65)
+    with pytest.raises(ParameterError, match="at most 10000"):
+        make_reducer("tubes", tubes="2x16x16 stride 2,16,16 offset 0," + "9" * 5000 + ",0")

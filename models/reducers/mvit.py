@@ -8,7 +8,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..mvit import FIELD_CENTRE, MVIT_CONFIGS, MViT, check_input, footprint, mvit_flops, receptive_fields
+from ..mvit import (
+    FIELD_CENTRE,
+    MVIT_CONFIGS,
+    MViT,
+    block_infos,
+    check_input,
+    footprint,
+    mvit_flops,
+    receptive_fields,
+)
 from .base import NetworkRecord, NetworkReducer, Param, ParameterError
 
 
@@ -56,6 +65,19 @@ class MViTPooling(NetworkReducer):
         ),
         Param("seed", 0, "Seed of the untrained weights.", low=0, high=2**31 - 1, step=1),
     )
+
+    def shape_cost(self, clip: tuple[int, int, int], grid: tuple[int, int, int]) -> tuple[int, int]:
+        """Its finest grid's tokens and its widest attention (pooled queries by pooled keys), from the shapes."""
+        cfg = MVIT_CONFIGS[self.values["variant"]].with_input(clip[0], clip[1])
+        try:
+            blocks = block_infos(cfg, *clip)
+        except ValueError as error:
+            raise ParameterError(str(error)) from None
+        return blocks[0].in_tokens, max(block.q_tokens * block.kv_tokens for block in blocks)
+
+    def flops(self, clip: tuple[int, int, int]) -> float:
+        cfg = MVIT_CONFIGS[self.values["variant"]].with_input(clip[0], clip[1])
+        return float(mvit_flops(cfg, *clip).sum())
 
     def build(self, num_frames: int, img_size: int, num_classes: int) -> MViT:
         cfg = replace(MVIT_CONFIGS[self.values["variant"]].with_input(num_frames, img_size), num_classes=num_classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -10,8 +11,41 @@ import torch
 
 from explorer.trace import ValueInfo
 
-from ..tubevit import DEFAULT_TUBES, TUBE_FORMAT, Tube, TubeTokenizer, format_tubes, parse_tubes, token_boxes
+from ..tubevit import (
+    DEFAULT_TUBES,
+    TUBE_FORMAT,
+    Tube,
+    TubeTokenizer,
+    format_tube,
+    format_tubes,
+    parse_tubes,
+    token_boxes,
+    tube_grid,
+)
 from .base import BUDGET, Param, ParameterError, TokenizerReducer
+
+LARGEST_SCALE = 4.0  # the fewest tokens a token budget's search can reach
+
+STRIDE_SCALE = Param(
+    "stride_scale",
+    1.0,
+    "Multiplies every stride (rounded, at least 1): more or fewer tokens.",
+    low=0.25,
+    high=LARGEST_SCALE,
+    step=0.05,
+)
+
+
+def _scaled(tubes: tuple[Tube, ...], scale: float) -> tuple[Tube, ...]:
+    """The tubes with every stride multiplied by `scale`, rounded, at least 1."""
+    return tuple(
+        replace(t, stride=(_times(t.stride[0], scale), _times(t.stride[1], scale), _times(t.stride[2], scale)))
+        for t in tubes
+    )
+
+
+def _times(stride: int, scale: float) -> int:
+    return max(1, round(stride * scale))
 
 
 class SparseTubes(TokenizerReducer):
@@ -46,14 +80,7 @@ class SparseTubes(TokenizerReducer):
             f"The tubes, one per line: {TUBE_FORMAT}. Kernel, stride and "
             "offset are (frames, px, px). Default: the paper's four.",
         ),
-        Param(
-            "stride_scale",
-            1.0,
-            "Multiplies every stride (rounded, at least 1): more or fewer tokens.",
-            low=0.25,
-            high=4.0,
-            step=0.05,
-        ),
+        STRIDE_SCALE,
         Param("seed", 0, "Seed of the untrained tube kernels.", low=0, high=2**31 - 1, step=1),
         BUDGET,
     )
@@ -72,11 +99,19 @@ class SparseTubes(TokenizerReducer):
             tubes = parse_tubes(self.values["tubes"])
         except ValueError as error:
             raise ParameterError(f"tubes: {error}") from None
-        scale = self.values["stride_scale"]
-        self.tubes: tuple[Tube, ...] = tuple(
-            replace(t, stride=tuple(max(1, round(s * scale)) for s in t.stride)) for t in tubes
-        )
+        self._written = tubes
+        self.tubes: tuple[Tube, ...] = _scaled(tubes, self.values["stride_scale"])
         self._tokenizer: TubeTokenizer | None = None
+
+    def token_source(self) -> str:
+        return "sparse tubes " + "; ".join(format_tube(tube).removesuffix(" offset 0,0,0") for tube in self.tubes)
+
+    def shape_cost(self, clip: tuple[int, int, int], grid: tuple[int, int, int]) -> tuple[int, int]:
+        """Tokens from the tube grids alone (no box is made); with a budget, the fewest its search can reach (at
+        the largest stride_scale): more than that, and no stride fits."""
+        tubes = _scaled(self._written, LARGEST_SCALE) if self.values["budget"] else self.tubes
+        tokens = sum(math.prod(tube_grid(tube, clip)) for tube in tubes)
+        return tokens, tokens * tokens
 
     def boxes(self, size: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         try:
