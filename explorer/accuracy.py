@@ -228,10 +228,17 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def check_name(name: str) -> None:
+    """Refuse a file stem that is not a plain name: one with a folder in it would write outside --out."""
+    if not name or name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0")) or len(name) > 200:
+        raise ParameterError(f"--name must be a plain file name (no folder, at most 200 characters), got {name!r}")
+
+
 def write(result: dict, out: str | Path, name: str = "accuracy", html: bool = True) -> list[Path]:
     """NAME.json, NAME.md and NAME.html (the chart, with plotly.js inside so that it opens offline)."""
     from .charts import accuracy_budget
 
+    check_name(name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.json", out / f"{name}.md"]

@@ -29,14 +29,14 @@ import torch
 from explorer.models import engine
 from explorer.models.packed import attention_backend
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer
-from explorer.models.reducers.base import InputSelection, Reducer
+from explorer.models.reducers.base import InputSelection, Reducer, check_number
 from explorer.models.video_vit import VideoViT, normalize_video
 
 from .analyze import ModelSpec, analyze, build_model, fit_reducer, model_flops
 from .overlays import draw_clip
 from .runtime import DTYPES, autocast, check_fits, memory_guard, resolve_device, resolve_precision, synchronize
 from .trace import Trace
-from .video import Clip, load_clip
+from .video import Clip, check_params, load_clip
 
 MAX_BATCH, MAX_RUNS, MAX_THREADS = 1024, 100, 256
 TARGET = "RLT's measured speedup at least 90% of its FLOP-ideal speedup (GPU, ViT-B, batch 32)"
@@ -80,6 +80,8 @@ def bench(
     (auto: bf16 on a GPU, fp32 on the CPU). threads: PyTorch's CPU threads while it runs (None:
     PyTorch's choice); restored afterwards. Running out of memory ends in one clear message.
     """
+    check_params(frames, stride, size, start)
+    check_number("budget", budget, 0.0, 1.0)
     if any(n is not None and n < 1 for n in (batch, threads)) or runs < 1:
         raise ParameterError(f"batch, runs and threads must be at least 1, got {batch}, {runs} and {threads}")
     if (batch or 0) > MAX_BATCH or runs > MAX_RUNS or (threads or 0) > MAX_THREADS:

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from explorer.models.reducers import REDUCERS, ParameterError, make_reducer, parse_settings
+from explorer.models.reducers.base import check_number
 from explorer.models.video_vit import SIZES
 from explorer.models.weights import download_videomae
 
 from . import accuracy
 from .accuracy import DEFAULT_BUDGETS, DEFAULT_REDUCERS
-from .analyze import DEMO, ModelSpec, analyze, build_model, fit_input, resolve_device
+from .analyze import DEMO, ModelSpec, analyze, build_model, check_work, fit_input, resolve_device
 from .bench import bench, format_table, write_json
 from .deployment import SHARED_ENV
 from .errors import USER_ERRORS
@@ -24,11 +25,14 @@ from .outputs import writable_file, writable_folder
 from .runtime import PRECISIONS
 from .saliency import FUSIONS, SaliencySpec
 from .train import TrainSettings
-from .video import SAMPLES, load_clip, sample_path
+from .video import SAMPLES, check_params, load_clip, sample_path
 
 MAX_TRAIN_CLIPS = 10_000  # the training pool stays in memory: 0.6 MB a clip at the demo size
 MAX_STEPS = 1_000_000  # training steps: the demo model takes 1,200; a million is days on a CPU
 MAX_EVAL_CLIPS = 100_000  # held-out clips generated and run one by one
+MAX_TRAIN_BATCH = 1024  # clips a training step holds, with their activations and gradients
+MAX_LR = 10.0  # AdamW's peak rate: past this every run diverges
+MAX_THREADS = 256  # PyTorch's CPU threads (as bench): each takes memory at start, and OpenMP aborts past what it can
 PAGE = Path(__file__).resolve().parent / "ui" / "page.py"  # the app's page, inside the package
 # .streamlit/config.toml's settings as flags: an installed package is not run from the repository's root, where
 # Streamlit finds that file (tests/test_install.py checks that the two agree).
@@ -62,6 +66,9 @@ def run_analyze(args: argparse.Namespace) -> None:
     model, report = build_model(spec)  # first, so that its own input size is the default
     frames = model.cfg.num_frames if args.frames is None else args.frames
     size = model.cfg.img_size if args.size is None else args.size
+    check_params(frames, args.stride, size, args.start)
+    fit_input(model, frames, size)
+    check_work(reducer, model)  # before decoding: analyze checks it again, for every caller
     clip = load_clip(source, frames=frames, stride=args.stride, start=args.start, size=size)
     fit_input(model, clip.num_frames, size)
     if report:
@@ -105,6 +112,8 @@ def run_bench(args: argparse.Namespace) -> None:
     if args.generated and args.video:
         raise ParameterError("give a VIDEO or --generated, not both")
     video = None if args.generated else resolve_video(args.video or "sample:still_and_moving")
+    if args.json:
+        writable_file(args.json, "the numbers")
     result = bench(
         video,
         args.models,
@@ -151,6 +160,10 @@ def run_train(args: argparse.Namespace) -> None:
             f"--steps and --saliency-steps must be at most {MAX_STEPS:,} (the demo model takes 1,200), "
             f"--eval-clips at most {MAX_EVAL_CLIPS:,}"
         )
+    check_number("--lr", settings.lr, 1e-8, MAX_LR)
+    check_number("--batch", settings.batch, 1, MAX_TRAIN_BATCH, whole=True)
+    if settings.threads is not None:
+        check_number("--threads", settings.threads, 1, MAX_THREADS, whole=True)
     writable_file(args.out, "the weights")
     model, saliency, result = train(settings, device=str(resolve_device(args.device)))
     path = save_demo(model, saliency, result, args.out)
@@ -165,6 +178,7 @@ def run_accuracy(args: argparse.Namespace) -> None:
         accuracy.parse_spec(spec)  # refuse a bad reducer before any work
     if not 1 <= args.clips <= MAX_EVAL_CLIPS:
         raise ParameterError(f"--clips must be between 1 and {MAX_EVAL_CLIPS:,}, got {args.clips}")
+    accuracy.check_name(args.name)
     writable_folder(args.out, "the accuracy table")
     model, report = build_model(ModelSpec(size=DEMO, weights=args.weights))
     result = accuracy.evaluate(
@@ -221,6 +235,7 @@ def run_scan(args: argparse.Namespace) -> None:
 
 
 def run_download(args: argparse.Namespace) -> None:
+    writable_folder(args.dest, "the weights")
     folder = download_videomae(args.repo, args.dest)
     print(f"downloaded {args.repo} to {folder}; use it with --weights {folder}")
 
@@ -257,6 +272,8 @@ def streamlit_command(port: int | None = None, address: str | None = None, extra
 
 
 def run_app(args: argparse.Namespace) -> None:
+    if args.port is not None:
+        check_number("--port", args.port, 1, 65_535, whole=True)
     extra = args.streamlit[1:] if args.streamlit[:1] == ["--"] else args.streamlit
     command = streamlit_command(args.port, args.address, extra)
     if args.dry_run:

@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from explorer.analyze import build_model, fit_input
+from explorer.accuracy import parse_spec
+from explorer.analyze import build_model, check_work, fit_input
+from explorer.models.reducers import Reducer, make_reducer
 from explorer.outputs import writable_folder
 from explorer.runtime import resolve_device, resolve_precision
 from explorer.video import VideoError, check_params
@@ -18,7 +20,7 @@ from .compute import WindowRunner
 from .inputs import Item, expand, match_labels
 from .journal import Journal
 from .report import write_report
-from .settings import ScanSettings
+from .settings import MAX_WINDOWS, ScanSettings
 from .tasks import Outcome, Task
 from .windows import Window, plan
 
@@ -43,6 +45,8 @@ def scan(
     size = model.cfg.img_size if settings.size is None else settings.size
     check_params(frames, settings.stride, size)
     fit_input(model, frames, size)
+    for spec, budget in settings.specs():
+        check_work(_reducer(spec, budget), model)
     settings = replace(settings, frames=frames, size=size)
     labels = report.labels if report else None
     label_names = match_labels({item.label for item in items}, labels)
@@ -106,16 +110,26 @@ def scan(
     return result
 
 
+def _reducer(spec: str, budget: float | None) -> Reducer:
+    name, values = parse_spec(spec, budgeted=budget is not None)
+    return make_reducer(name, **values, **({"budget": budget} if budget is not None else {}))
+
+
 def _tasks(items: list[Item], settings: ScanSettings, log: Journal) -> tuple[list[Task], list[tuple[Item, str]]]:
     """Each window with the rows it still needs (windows with all their rows are left out); and each video whose
     windows could not be planned, with the reason."""
     assert settings.frames and settings.size
 
+    cap = settings.windows or MAX_WINDOWS + 1  # one past the most: a video that has more is refused, not cut
+
     def windows(item: Item) -> list[Window] | str:
         try:
-            return plan(item.video, item.label, settings.frames, settings.stride, settings.hop, settings.windows)
+            planned = plan(item.video, item.label, settings.frames, settings.stride, settings.hop, cap)
         except VideoError as error:
             return str(error)
+        if len(planned) > MAX_WINDOWS:
+            return f"more than {MAX_WINDOWS:,} windows: use a longer --hop or --windows"
+        return planned
 
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         plans = list(pool.map(windows, items))

@@ -8,10 +8,14 @@ from dataclasses import asdict, dataclass, field
 from explorer.accuracy import DEFAULT_REDUCERS, parse_spec
 from explorer.analyze import ModelSpec
 from explorer.models.reducers import ParameterError
+from explorer.models.reducers.base import check_number
 from explorer.runtime import PRECISIONS
+from explorer.video import PATCH, check_params
 
 ENGINES = ("local", "ray")
 MAX_WORKERS = 1024
+MIN_HOP, MAX_SECONDS = 1e-3, 10_000_000  # a millisecond between windows; about four months of video
+MAX_WINDOWS = 1_000_000  # windows of one video: a scan plans them all before the first runs
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,15 @@ class ScanSettings:
             parse_spec(spec, budgeted=self.budgets is not None)
         if self.budgets is not None and (not self.budgets or any(not 0 < b <= 1 for b in self.budgets)):
             raise ParameterError(f"budgets must be fractions in (0, 1], got {list(self.budgets)}")
-        if self.stride < 1:
-            raise ParameterError(f"--stride must be at least 1, got {self.stride}")
+        check_params(self.frames or 1, self.stride, self.size or PATCH)
         if self.hop is not None and not (math.isfinite(self.hop) and self.hop > 0):
             raise ParameterError(f"--hop must be a positive number of seconds, got {self.hop}")
+        if self.hop is not None:
+            check_number("--hop (seconds)", self.hop, MIN_HOP, MAX_SECONDS)
         if self.windows is not None and self.windows < 1:
             raise ParameterError(f"--windows must be at least 1, got {self.windows}")
+        if self.windows is not None:
+            check_number("--windows", self.windows, 1, MAX_WINDOWS, whole=True)
         if self.engine not in ENGINES:
             raise ParameterError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if not 1 <= self.workers <= MAX_WORKERS:
