@@ -9,7 +9,18 @@ import torch
 from explorer.analyze import DEMO_WEIGHTS
 from explorer.models.video_vit import VideoViTConfig
 from explorer.models.weights import load_model
-from explorer.synthetic import DIRECTIONS, LABELS, SYMMETRIES, held_out_seeds, motion_batch, motion_clip, symmetric
+from explorer.synthetic import (
+    DIRECTIONS,
+    LABELS,
+    SYMMETRIES,
+    held_out_seeds,
+    motion_batch,
+    motion_clip,
+    symmetric,
+    training_batch,
+    training_clip,
+    validation_seeds,
+)
 from explorer.train import TrainSettings, evaluate, forward_with_saliency, save_demo, train
 
 pytestmark = pytest.mark.slow
@@ -57,11 +68,40 @@ def test_every_symmetry_relabels_the_clip_to_its_motion():
     assert torch.equal(symmetric(clips, labels, torch.zeros(len(labels), dtype=torch.long))[0], clips)
 
 
+def _assert_cells_move(cells: np.ndarray, label: int) -> None:
+    """The moving shape's cells: none when still, else their centre travels the labelled way."""
+    if LABELS[label] == "still":
+        assert not cells.any()
+        return
+    dx, dy = DIRECTIONS[label]
+    first, last = np.argwhere(cells[0]).mean(0), np.argwhere(cells[-1]).mean(0)
+    assert (last - first)[1] * dx + (last - first)[0] * dy > 0
+
+
+def test_training_clips_are_deterministic_varied_and_their_cells_follow_the_motion():
+    a, label_a, cells_a = training_clip(11)
+    b, label_b, cells_b = training_clip(11)
+    assert np.array_equal(a, b) and label_a == label_b and np.array_equal(cells_a, cells_b)
+    assert a.shape == (16, 112, 112, 3) and a.dtype == np.uint8 and cells_a.shape == (16, 7, 7)
+    clips, labels, cells = training_batch(list(range(40)))
+    assert set(labels.tolist()) == set(range(len(LABELS)))
+    for label, cell in zip(labels.tolist(), cells.numpy()):
+        _assert_cells_move(cell, label)
+    # still clips may still change pixels (light, sensor noise, the codec): "still" means nothing moves
+    still = [clip for clip, label in zip(clips.numpy(), labels.tolist()) if label == 0]
+    assert any((clip[1:] != clip[:-1]).any() for clip in still)
+    for which in range(SYMMETRIES):  # the cells turn with the clip
+        moved, relabelled = symmetric(cells[..., None], labels, torch.full((len(labels),), which))
+        for cell, label in zip(moved[..., 0].numpy(), relabelled.tolist()):
+            _assert_cells_move(cell, label)
+
+
 def test_held_out_seeds_are_never_drawn_in_training():
     from explorer.train import pool_seeds
 
     for seed in (0, 3, 99):
-        assert not set(pool_seeds(TrainSettings(seed=seed))) & set(held_out_seeds(500))
+        pool = set(pool_seeds(TrainSettings(seed=seed)))
+        assert not pool & set(held_out_seeds(500)) and not pool & set(validation_seeds(500))
     with pytest.raises(ValueError, match="held-out"):
         pool_seeds(TrainSettings(seed=100))
 
