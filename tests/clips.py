@@ -49,16 +49,19 @@ def has_encoder(codec: str) -> bool:
     return True
 
 
+def can_make(case) -> bool:
+    """Whether this FFmpeg can make a corpus case (one with .needs, the encoder it needs, or None)."""
+    return case.needs is None or has_encoder(case.needs)
+
+
 def encoder_params(cases: Iterable) -> list:
-    """pytest params of corpus cases (each with .name and .needs, the encoder it needs or None), skipped with
-    the reason where this FFmpeg cannot make them."""
+    """pytest params of corpus cases (each with .name and .needs), skipped with the reason where this FFmpeg
+    cannot make them."""
     return [
         pytest.param(
             case,
             id=case.name,
-            marks=[]
-            if case.needs is None or has_encoder(case.needs)
-            else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")],
+            marks=[] if can_make(case) else [pytest.mark.skip(reason=f"this FFmpeg has no {case.needs} encoder")],
         )
         for case in cases
     ]

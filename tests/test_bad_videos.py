@@ -32,7 +32,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.cli import main
 from explorer.ui.sidebar import UPLOAD_TYPES
 from explorer.video import Clip, VideoError, load_clip
-from tests.clips import encoder_params, has_encoder
+from tests.clips import can_make, encoder_params
 from tests.conftest import index_frame, read_index, write_audio, write_index_video, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -372,10 +372,6 @@ CASES = [
 ]
 
 
-def available(case: Case) -> bool:
-    return case.needs is None or has_encoder(case.needs)
-
-
 PARAMS = encoder_params(CASES)
 
 
@@ -383,7 +379,7 @@ PARAMS = encoder_params(CASES)
 def corpus(tmp_path_factory) -> dict[str, Path]:
     """Every corpus file, written once: name -> path."""
     folder = tmp_path_factory.mktemp("corpus")
-    paths = {case.name: folder / case.name for case in CASES if available(case)}
+    paths = {case.name: folder / case.name for case in CASES if can_make(case)}
     for case in CASES:
         if case.name in paths:
             case.write(paths[case.name])

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from explorer.video import Clip, Probe, VideoError, load_clip, load_windows, probe
-from tests.clips import encoder_params, has_encoder
+from tests.clips import can_make, encoder_params
 from tests.conftest import index_frame, read_index, write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -584,10 +584,6 @@ CASES = [*PAIRS, *SHAPES, *TIMING, *OTHER_FILES, *damaged(), *HUGE]
 # --- running a case: under a deadline, one clean line or a clip -----------------------------------
 
 
-def available(case: Odd) -> bool:
-    return case.needs is None or has_encoder(case.needs)
-
-
 PARAMS = encoder_params(CASES)
 
 
@@ -597,7 +593,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("odd")
     paths = {}
     for case in CASES:
-        if available(case):
+        if can_make(case):
             paths[case.name] = folder / case.name
             case.write(paths[case.name])
     return paths
