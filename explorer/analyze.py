@@ -283,7 +283,6 @@ def _analyze_on(
     reduce_seconds = time.perf_counter() - start
 
     tokens_in = selection.keep.size
-    _check_scores(reducer, tokens_in, cfg.num_heads)
     needed = engine.saliency_bytes(cfg.depth, cfg.num_heads, tokens_in)
     if saliency is not None and needed > SALIENCY_BYTES:
         notes.append(
