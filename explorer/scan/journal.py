@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from explorer.models.reducers import ParameterError
+from explorer.outputs import writable_folder
 
 NAME = "journal.jsonl"
 KEYED = ("model", "frames", "stride", "size", "hop", "precision")  # the settings a window's rows depend on
@@ -28,10 +29,7 @@ class Journal:
         self.path = folder / NAME
         self.done: dict[tuple[str, int], set[tuple[str, float | None]]] = {}
         self.dense_top1: dict[tuple[str, int], int] = {}
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ParameterError(f"cannot write the scan to {folder}: {error.strerror or error}") from None
+        writable_folder(folder, "the scan")
         _cut_partial_line(self.path)
         header = None
         for entry in _entries(self.path):
