@@ -13,6 +13,14 @@ import pytest
 INDEX_GRID = 4  # index frames carry a 4x4 grid of black/white cells: 16 bits
 
 
+@pytest.fixture(autouse=True)
+def cold_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """App tests (AppTest) start without the server's warm-up, whose tour runs in the background would count among
+    a test's runs and take its CPU; tests marked `warm` (and every browser test: a real server) keep it."""
+    if request.node.get_closest_marker("warm") is None:
+        monkeypatch.setattr("explorer.ui.warmup.warm_server", lambda: None)
+
+
 def write_video(
     path: str | os.PathLike,
     frames: Iterable[np.ndarray],

@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import explorer.ui.cached as cached
+import explorer.ui.runs as runs_module
 from explorer.models.reducers import REDUCERS
 from explorer.ui.views import STYLE_NAMES
 from explorer.video import SAMPLES
@@ -24,13 +24,13 @@ def app(monkeypatch):
     st.cache_data.clear()
     st.cache_resource.clear()
     runs = []
-    real = cached.analyze
+    real = runs_module.analyze
 
     def counting(*args, **kwargs):
         runs.append(args[2].name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cached, "analyze", counting)
+    monkeypatch.setattr(runs_module, "analyze", counting)
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state["model_size"] = "tiny"
     at.session_state["frames"] = 8

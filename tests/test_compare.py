@@ -22,7 +22,7 @@ def compare_page(reducers, budget=0.5, logits=None):
 
     from explorer.models.video_vit import VideoViT, VideoViTConfig
     from explorer.saliency import SaliencySpec
-    from explorer.ui import cached, compare
+    from explorer.ui import compare, runs
     from tests.clips import make_clip, moving_square_frames
 
     @st.cache_resource
@@ -42,7 +42,7 @@ def compare_page(reducers, budget=0.5, logits=None):
         timing_runs=1,
         saliency=SaliencySpec(),
     )
-    dense = cached.trace(reducer="none", params=(), **run)
+    dense = runs.trace(reducer="none", params=(), **run)
     traces = compare.compare_traces(compare.CompareChoice(tuple(reducers), budget), run)
     if logits:
         made = {

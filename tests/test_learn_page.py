@@ -1,6 +1,7 @@
 """The Learn page (/learn) driven by streamlit.testing: every step draws its view, the page's link names its step,
 a bad ?step is named, and every step's link into the explorer holds only settings the explorer takes."""
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -107,13 +108,47 @@ def test_no_step_in_the_link_is_step_one_and_the_chooser_and_buttons_move_the_li
 
 def test_a_step_link_opens_the_explorer_in_that_state():
     at = open_learn({"step": "3"})
-    at.slider(key="learn.rlt.tau").set_value(0.25).run()
+    at.select_slider(key="learn.rlt.tau").set_value(0.2).run()
     query = explorer_query(at)
-    assert query["param.rlt.tau"] == "0.25"
+    assert query["param.rlt.tau"] == "0.2"
     explorer = AppTest.from_file(APP, default_timeout=120)
     explorer.query_params.update(query)
     explorer.run()
     assert not explorer.exception and not explorer.error and not explorer.warning, explorer.warning
-    assert explorer.selectbox(key="reducer").value == "rlt" and explorer.slider(key="param.rlt.tau").value == 0.25
+    assert explorer.selectbox(key="reducer").value == "rlt" and explorer.slider(key="param.rlt.tau").value == 0.2
     assert explorer.radio(key="style").value == "value"
     assert explorer.selectbox(key="sample").value == query["sample"]
+
+
+@pytest.mark.warm
+def test_a_warm_server_has_every_run_of_the_tour_so_following_it_runs_no_model():
+    import streamlit as st
+
+    from explorer.ui import runs
+    from explorer.ui.learn_steps import BUDGETS, STOPS
+
+    st.cache_resource.clear()  # a fresh server: its first session asks for the tour
+    at = open_learn({"step": "1"})
+    queue = runs.queue()
+    deadline = time.monotonic() + 300
+    while (queue.waiting() or queue._running) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not queue.waiting(), "the tour's runs were not done within 300 s"
+    computed = queue.counts.computed
+    controls = {("rlt", "tau"): 3, ("tome", "r"): 5, ("tubes", "stride_scale"): 8}
+    for number in NUMBERS:
+        at.selectbox(key="learn_step").set_value(number).run()
+        assert not at.exception and not at.error, (number, [e.value for e in at.exception])
+        for (reducer, name), step in controls.items():
+            if step == number:
+                for stop in STOPS[reducer, name]:
+                    at.select_slider(key=f"learn.{reducer}.{name}").set_value(stop).run()
+                    assert not at.exception and not at.error, (reducer, name, stop)
+        if number == 4:
+            for pattern in ("random", "tube"):
+                at.radio(key="learn.mask.pattern").set_value(pattern).run()
+        if number == len(STEPS):
+            for budget in BUDGETS:
+                at.select_slider(key="learn.compare.budget").set_value(budget).run()
+                assert not at.exception and not at.error, budget
+    assert queue.counts.computed == computed, "following the tour ran the model"

@@ -1,8 +1,8 @@
-"""Cached steps, so that moving the layer or changing the overlay never reruns the model.
+"""Cached steps, so that moving the layer or changing the overlay never decodes or builds anything again.
 
-Clips and traces are data (st.cache_data, bounded); models are shared resources
-(st.cache_resource, bounded). Arguments with a leading underscore are not hashed: the
-key next to them stands for them.
+Clips are data (st.cache_data, bounded); models are shared resources (st.cache_resource, bounded); model runs
+go through the server's run queue (runs.py), which keeps their traces. Arguments with a leading underscore are
+not hashed: the key next to them stands for them.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from explorer.models.reducers import make_reducer
 from explorer.models.video_vit import VideoViT
 from explorer.models.weights import LoadReport
 
 from ..accuracy import load_shipped
-from ..analyze import ModelSpec, analyze, build_model
+from ..analyze import ModelSpec, build_model
 from ..export import mp4_bytes, playback_fps
 from ..runtime import memory_guard, resolve_device
-from ..saliency import SaliencySpec
-from ..trace import Trace
 from ..video import Clip, load_clip
 
 
@@ -55,32 +52,3 @@ def _model(
 @st.cache_data(show_spinner=False)
 def accuracy_table() -> dict | None:
     return load_shipped()
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def trace(
-    clip_key: str,
-    _clip: Clip,
-    model_key: tuple,
-    _model: VideoViT,
-    labels: list[str] | None,
-    reducer: str,
-    params: tuple[tuple[str, object], ...],
-    device: str,
-    timing_runs: int,
-    saliency: SaliencySpec | None,
-    precision: str = "auto",
-    window: int | None = None,
-) -> Trace:
-    return analyze(
-        _clip,
-        _model,
-        make_reducer(reducer, **dict(params)),
-        device=device,
-        precision=precision,
-        labels=labels,
-        model_name=str(model_key[0]),
-        timing_runs=timing_runs,
-        saliency=saliency,
-        window=window,
-    )

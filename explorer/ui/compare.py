@@ -20,7 +20,7 @@ from ..errors import USER_ERRORS
 from ..overlays import draw_frame, heat_legend
 from ..trace import Trace
 from ..video import Clip
-from . import cached
+from . import runs
 from .views import HEAT_VALUES, STYLE_HELP, STYLE_NAMES, heat_bar_view, overlay_styles
 from .widgets import widget
 
@@ -111,7 +111,7 @@ class CompareChoice:
     budget: float
 
     def params(self, reducer: str) -> tuple[tuple[str, object], ...]:
-        """The reducer's parameters for cached.trace: the budget when it has a knob for it, else its defaults."""
+        """The reducer's parameters for runs.trace: the budget when it has a knob for it, else its defaults."""
         return (("budget", self.budget),) if REDUCERS[reducer].budget_knob else ()
 
 
@@ -229,7 +229,7 @@ def compare_ui() -> CompareChoice | None:
 
 
 def compare_traces(choice: CompareChoice, run: dict) -> dict[str, Result]:
-    """One trace per reducer through cached.trace (`run`: its other arguments, as app.py builds them).
+    """One trace per reducer through runs.trace (`run`: its other arguments, as app.py builds them).
 
     A reducer stopped by a user error gives its message instead, for its column to show.
     """
@@ -240,7 +240,7 @@ def compare_traces(choice: CompareChoice, run: dict) -> dict[str, Result]:
         how = f"at budget {choice.budget:g}" if REDUCERS[name].budget_knob else "at its defaults (no budget knob)"
         bar.progress(i / count, text=f"Running {name} {how} ({i + 1} of {count})…")
         try:
-            results[name] = cached.trace(reducer=name, params=choice.params(name), **run)
+            results[name] = runs.trace(reducer=name, params=choice.params(name), **run)
         except USER_ERRORS as error:
             results[name] = str(error)
     bar.empty()

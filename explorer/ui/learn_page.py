@@ -13,16 +13,11 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from explorer.analyze import DEMO, DEMO_WEIGHTS
 from explorer.errors import USER_ERRORS
-from explorer.models.weights import native_img_size
-from explorer.ui import cached, sidebar
-from explorer.ui.learn_steps import STEPS, Lab, Lesson, Setting, Step
-from explorer.video import SAMPLES, sample_path
+from explorer.ui.learn_steps import STEPS, Lab, Lesson, Setting, Step, tour_lab
 
 EXPLORER_URL = "./"  # the explorer is the app's default page: from /learn, "./?reducer=…" opens it
 STEP = "learn_step"  # the step chooser's key
-SAMPLE = next(iter(SAMPLES))  # the generated sample: a still background, a ball and a square that move
 
 
 def main() -> None:
@@ -65,16 +60,9 @@ def step_from_link(text: str | None) -> int:
 
 
 def prepare() -> Lab:
-    """The bundled sample at the explorer's default sampling and the demo model at its own input size, cached."""
-    frames, stride, start = sidebar.FRAMES.default, sidebar.STRIDE.default, sidebar.START.default
-    size = native_img_size(DEMO_WEIGHTS) if DEMO_WEIGHTS.exists() else None
-    path = sample_path(SAMPLE)
+    """The tour's clip and model (learn_steps.tour_lab), cached."""
     with st.spinner("Preparing the clip and the demo model…"):
-        clip = cached.clip(f"learn:{path}", str(path), SAMPLE, frames, stride, start, size or 224)
-        model, report = cached.model(DEMO, None, clip.num_frames, clip.frames.shape[1], "auto")
-    clip_key = f"learn:{path}:{frames}:{stride}:{start}:{clip.frames.shape[1]}"
-    model_key = (report.source if report else DEMO, None, clip.num_frames, clip.frames.shape[1])
-    return Lab(clip, clip_key, model, model_key, report.labels if report else None, SAMPLE)
+        return tour_lab()
 
 
 def intro(lab: Lab) -> str:

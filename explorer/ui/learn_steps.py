@@ -3,9 +3,11 @@ question a student answers by looking, the answer (computed from the run) and th
 the same view there.
 
 Every step runs on a Lab: one bundled sample, decoded at the explorer's default sampling, and the demo model, both
-through the explorer's caches (cached.py), so a step's run is made once and moving its control back is free. The
-views are drawn with overlays.py and the explorer's legends (views.py); the controls are this page's own widgets
-(keys "learn.*"), declared from the reducer registry's parameters, so they never change the explorer's settings.
+through the explorer's caches (cached.py) and its run queue (runs.py). Every run the steps can ask for (each
+control stops at a few values, STOPS) is asked once when the server starts (warmup.py) and kept, so a class
+following the tour runs no model. The views are drawn with overlays.py and the explorer's legends (views.py); the
+controls are this page's own widgets (keys "learn.*"), declared from the reducer registry's parameters, so they
+never change the explorer's settings.
 """
 
 from __future__ import annotations
@@ -17,20 +19,31 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from explorer.analyze import DEMO, DEMO_WEIGHTS
 from explorer.models.reducers import REDUCERS, Param
 from explorer.models.tubevit import uncovered_fraction
 from explorer.models.video_vit import VideoViT
+from explorer.models.weights import native_img_size
 
 from .. import charts, values
 from ..overlays import draw_clip, draw_frame, heat_legend
 from ..saliency import SaliencySpec
 from ..trace import Trace
-from ..video import Clip
-from . import cached, compare, sidebar, views
+from ..video import SAMPLES, Clip, sample_path
+from . import cached, compare, runs, sidebar, views
 from .widgets import Widget
 
 TIMING_RUNS = 1  # the page shows no times: one timed run (the fewest analyze takes) keeps every step light
 TOP_SHARE = 0.1  # the rollout answer: how much relevance the brightest tenth of the cells holds
+# The values a step's number control stops at (the default among them): few enough that the server runs every
+# step at every stop once, when it starts (tour_runs), so a class following the tour runs no model at all.
+STOPS: dict[tuple[str, str], tuple[Any, ...]] = {
+    ("rlt", "tau"): (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8),
+    ("tome", "r"): (0, 8, 16, 32, 48, 64, 96),
+    ("tubes", "stride_scale"): (0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+}
+SAMPLE = next(iter(SAMPLES))  # the generated sample: a still background, a ball and a square that move
+BUDGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # the side-by-side's token budgets
 
 
 @dataclass(frozen=True)
@@ -44,9 +57,12 @@ class Lab:
     labels: list[str] | None
     sample: str  # the bundled sample's name (a key of video.SAMPLES)
 
-    def trace(self, reducer: str, params: Mapping[str, Any] | None = None, saliency: bool = False) -> Trace:
-        """One run, made once: the explorer's trace cache, with attention recorded only when `saliency`."""
-        return cached.trace(
+    def trace(
+        self, reducer: str, params: Mapping[str, Any] | None = None, saliency: bool = False, wait: bool = True
+    ) -> Trace:
+        """One run, made once for the server and kept (runs.py), with attention recorded only when `saliency`;
+        wait=False only asks for it."""
+        return runs.trace(
             clip_key=self.clip_key,
             _clip=self.clip,
             model_key=self.model_key,
@@ -57,6 +73,8 @@ class Lab:
             device="auto",
             timing_runs=TIMING_RUNS,
             saliency=SaliencySpec() if saliency else None,
+            pinned=True,
+            wait=wait,
         )
 
 
@@ -88,9 +106,9 @@ def param(reducer: str, name: str) -> Param:
     return next(p for p in REDUCERS[reducer].params if p.name == name)
 
 
-def param_control(reducer: str, name: str, high: float | None = None) -> Any:
-    """A widget for one parameter of a reducer, as the registry declares it (range, step, choices, help); a number's
-    range may be cut at `high`."""
+def param_control(reducer: str, name: str) -> Any:
+    """A widget for one parameter of a reducer, with the registry's label and help: its choices, or a slider over
+    the tour's stops (STOPS) for a number."""
     declared, key = param(reducer, name), f"learn.{reducer}.{name}"
     if declared.choices:
         options = list(declared.choices)
@@ -98,19 +116,8 @@ def param_control(reducer: str, name: str, high: float | None = None) -> Any:
         return st.radio(
             name, options, index=index, key=key, help=declared.help, horizontal=True, persist_state="session"
         )
-    if declared.low is None or declared.high is None or declared.step is None or isinstance(declared.default, str):
-        raise ValueError(f"{reducer}'s {name} has no range for a slider")
-    kind = type(declared.default)
-    top = declared.high if high is None else min(high, declared.high)
-    return st.slider(
-        name,
-        min_value=kind(declared.low),
-        max_value=kind(top),
-        value=kind(declared.default),
-        step=kind(declared.step),
-        key=key,
-        help=declared.help,
-        persist_state="session",
+    return st.select_slider(
+        name, STOPS[reducer, name], value=declared.default, key=key, help=declared.help, persist_state="session"
     )
 
 
@@ -182,6 +189,18 @@ def slots_spanned(trace: Trace, layer: int) -> np.ndarray:
     owner = trace.owner[layer]
     present = [np.unique(owner[t][owner[t] >= 0]) for t in range(owner.shape[0])]
     return np.bincount(np.concatenate(present), minlength=trace.tokens_per_layer[layer])
+
+
+def tour_lab() -> Lab:
+    """The bundled sample at the explorer's default sampling and the demo model at its own input size, cached."""
+    frames, stride, start = sidebar.FRAMES.default, sidebar.STRIDE.default, sidebar.START.default
+    size = native_img_size(DEMO_WEIGHTS) if DEMO_WEIGHTS.exists() else None
+    path = sample_path(SAMPLE)
+    clip = cached.clip(f"learn:{path}", str(path), SAMPLE, frames, stride, start, size or 224)
+    model, report = cached.model(DEMO, None, clip.num_frames, clip.frames.shape[1], "auto")
+    clip_key = f"learn:{path}:{frames}:{stride}:{start}:{clip.frames.shape[1]}"
+    model_key = (report.source if report else DEMO, None, clip.num_frames, clip.frames.shape[1])
+    return Lab(clip, clip_key, model, model_key, report.labels if report else None, SAMPLE)
 
 
 # -- the steps
@@ -264,7 +283,7 @@ def mask_step(lab: Lab) -> Lesson:
 
 
 def tome_step(lab: Lab) -> Lesson:
-    r = int(param_control("tome", "r", high=int(np.prod(lab.model.cfg.grid)) // 2))
+    r = int(param_control("tome", "r"))
     trace = lab.trace("tome", {"r": r})
     layer = trace.layers
     overlay_view(lab, trace, layer, "clusters")
@@ -385,17 +404,15 @@ def mvit_step(lab: Lab) -> Lesson:
 
 def compare_step(lab: Lab) -> Lesson:
     declared = compare.BUDGET
-    budget = st.slider(
+    budget = st.select_slider(
         declared.label,
-        min_value=declared.low,
-        max_value=declared.high,
+        BUDGETS,
         value=declared.default,
-        step=declared.step,
         key="learn.compare.budget",
         help=declared.help,
         persist_state="session",
     )
-    choice = compare.CompareChoice(compare.DEFAULT_REDUCERS, round(float(budget), 2))
+    choice = compare.CompareChoice(compare.DEFAULT_REDUCERS, float(budget))
     dense = lab.trace("none")
     traces = {name: lab.trace(name, dict(choice.params(name))) for name in choice.reducers}
     layer = min(trace.layers for trace in traces.values())
@@ -588,3 +605,16 @@ STEPS: tuple[Step, ...] = (
         compare_step,
     ),
 )
+
+
+def tour_runs() -> list[tuple[str, dict[str, Any], bool]]:
+    """Every run the steps ask for at every stop of their controls: (reducer, parameters, saliency)."""
+    asked: list[tuple[str, dict[str, Any], bool]] = [("none", {}, False), ("none", {}, True)]
+    for (reducer, name), stops in STOPS.items():
+        asked += [(reducer, {name: stop}, False) for stop in stops]
+    asked += [("mask", {"pattern": pattern}, False) for pattern in param("mask", "pattern").choices or ()]
+    asked += [("vtm", {"targets": "learnable"}, False), ("sta", {}, False), ("mvit", {}, False)]
+    for budget in BUDGETS:
+        choice = compare.CompareChoice(compare.DEFAULT_REDUCERS, budget)
+        asked += [(name, dict(choice.params(name)), False) for name in choice.reducers]
+    return asked

@@ -17,7 +17,7 @@ from explorer.deployment import shared
 from explorer.errors import USER_ERRORS
 from explorer.models.weights import CheckpointError, LoadReport
 from explorer.trace import Trace
-from explorer.ui import cached, compare, reconstruction, sidebar, views, widgets
+from explorer.ui import cached, compare, reconstruction, runs, sidebar, views, warmup, widgets
 from explorer.video import Clip
 
 
@@ -68,11 +68,9 @@ def main() -> None:
             saliency=saliency,
             window=model_choice.window,
         )
-        with st.spinner(f"Running the dense model on {clip.num_frames} frames…"):
-            dense = cached.trace(reducer="none", params=(), **run)
+        dense = runs.trace(reducer="none", params=(), **run)
         if comparing is None:
-            with st.spinner(f"Running with {reducer}…"):
-                trace = cached.trace(reducer=reducer, params=tuple(sorted(params.items())), **run)
+            trace = runs.trace(reducer=reducer, params=tuple(sorted(params.items())), **run)
     except USER_ERRORS as error:
         st.error(str(error))
         return
@@ -174,4 +172,5 @@ def explorer_page() -> None:
 EXPLORER = st.Page(explorer_page, title="Explorer", icon="🎞️", default=True)
 LEARN = st.Page(Path(__file__).with_name("learn_page.py"), title="Learn", icon="🎓", url_path="learn")
 SCAN = st.Page(Path(__file__).with_name("scan_page.py"), title="Scan", icon="📊", url_path="scan")
+warmup.warm_server()  # once per server: the tour's runs, asked before any page draws
 st.navigation([EXPLORER, LEARN, SCAN]).run()
