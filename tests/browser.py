@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,7 @@ def free_port() -> int:
 class Server:
     """`streamlit run app.py` on a free port of 127.0.0.1, its output in a log file."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None, root: Path = ROOT):
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, root: Path = ROOT, extra: Sequence[str] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -69,6 +71,7 @@ class Server:
                 "false",
                 "--server.fileWatcherType",
                 "none",
+                *extra,
             ],
             cwd=root,
             env={**os.environ, **(env or {})},
@@ -257,3 +260,83 @@ def configure_small_run(app: App, url: str) -> None:
     app.wait_idle()
     summary = app.main.locator('[data-testid="stExpander"] summary').first.inner_text()
     assert "8 frames sampled" in summary and "shown at 112 px" in summary, summary
+
+
+# -- many sessions at once (a class opening the teacher's link): tests/test_browser.py and benchmarks/classroom_load.py
+
+# Installed in every page before it loads: the page itself notes (performance.now(), ms from the start of its
+# navigation) when it first shows where its run stands (a queue place, a run under way, or the notice of a server
+# still starting) and when its first overlay has loaded, so that many pages can be timed without polling each one.
+MARKS = r"""(() => {
+  const marks = {};
+  window.__marks = marks;
+  const placed = /Waiting for the model|Running .*…|This server has just started/;
+  const check = () => {
+    const now = performance.now();
+    if (marks.place === undefined) {
+      for (const box of document.querySelectorAll('[data-testid="stAlertContentInfo"]')) {
+        if (placed.test(box.innerText)) { marks.place = now; marks.placeText = box.innerText; break; }
+      }
+    }
+    if (marks.overlay === undefined) {
+      const img = document.querySelector('[data-testid="stMain"] [data-testid="stImage"] img');
+      if (img && img.complete && img.naturalWidth > 0) {
+        marks.overlay = now;
+        if (marks.place === undefined) marks.place = now;
+      }
+    }
+  };
+  const start = () => {
+    new MutationObserver(check).observe(document, {subtree: true, childList: true, characterData: true});
+    document.addEventListener('load', check, true);
+    setInterval(check, 50);
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();
+})()"""
+
+
+@dataclass
+class Visit:
+    """One session of a burst: ms from its navigation to its first word on where its run stands and to its first
+    overlay (None if it never came), and what went wrong on its page."""
+
+    url: str
+    place_ms: float | None
+    overlay_ms: float | None
+    place_text: str
+    exceptions: list[str]
+    script_errors: list[str]
+
+
+def burst(browser, urls: list[str], timeout_ms: int = TIMEOUT_MS) -> tuple[list[Visit], list]:
+    """Open every url in its own browser context (its own Streamlit session), one right after the other, and wait
+    until each page has drawn its overlay and finished its run. Returns the visits and the open contexts (close
+    them to end the sessions)."""
+    contexts, apps = [], []
+    for _ in urls:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(timeout_ms)
+        context.add_init_script(MARKS)
+        contexts.append(context)
+        apps.append(App(context.new_page()))
+    for app, url in zip(apps, urls):
+        app.page.goto(url, wait_until="commit")
+    visits = []
+    for app, url in zip(apps, urls):
+        try:
+            app.page.wait_for_function(IMAGE_LOADED, timeout=timeout_ms)
+            app.wait_idle(timeout_ms)
+        except Exception as error:  # a Playwright TimeoutError: the visit says what it saw
+            app.errors.append(f"no overlay within {timeout_ms / 1000:.0f} s: {str(error)[:200]}")
+        marks = app.page.evaluate("window.__marks || {}")
+        place, overlay, text = marks.get("place"), marks.get("overlay"), marks.get("placeText", "")
+        visits.append(Visit(url, place, overlay, text, app.exceptions(), app.errors))
+    return visits, contexts
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")

@@ -97,6 +97,7 @@ def cases(tmp_path):
         "scan out under /proc": (["scan", "sample:still_and_moving", "--out", "/proc/scan"], "cannot write the scan"),
         "download dest a device": (["download", "x/y", "--dest", "/dev/null"], "/dev/null is not a folder"),
         "app port 1e9": (["app", "--port", "1000000000", "--dry-run"], "--port must be between 1 and 65,535"),
+        "app runs 0": (["app", "--runs", "0", "--dry-run"], "TOKEN_EXPLORER_RUNS must be a whole number of runs"),
     }
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from explorer.models.reducers import REDUCERS
 from explorer.video import SAMPLES, sample_path
-from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, configure_small_run, find_chromium
+from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, burst, configure_small_run, find_chromium
 from tests.conftest import write_video
 from tests.test_scan_views import LONG, make_windows, write_scan
 
@@ -367,3 +367,25 @@ def test_the_learn_page_goes_through_every_step_and_draws_each_view(browser, ser
         print("--- browser console ---\n" + "\n".join(app.console[-50:]))
         print("--- streamlit log during the test ---\n" + server.log(start)[-20_000:])
         context.close()
+
+
+def test_a_class_opening_one_link_on_a_fresh_server_gets_eight_clean_pages(browser, tmp_path):
+    """A burst of 8 sessions on a server that has run nothing (the classroom case): plotly's lazy pandas import
+    raced between the sessions' threads and broke 2 or 3 of them; now every page draws its overlay, shows no
+    exception, and says where its run stands (the server starting, its place in the line, or its run under way)."""
+    fresh = Server(tmp_path / "fresh.log")
+    contexts = []
+    try:
+        fresh.wait_ready()
+        visits, contexts = burst(browser, [fresh.url] * 8)
+        for visit in visits:
+            assert not visit.exceptions and not visit.script_errors, (visit.exceptions, visit.script_errors)
+            assert visit.overlay_ms is not None and visit.place_ms is not None and visit.place_ms <= visit.overlay_ms
+        said = {visit.place_text.split(":")[0] for visit in visits if visit.place_text}
+        assert said, "no page said where its run stood before its overlay"
+        print(f"first words: {said}; overlays after {sorted(round(v.overlay_ms) for v in visits)} ms")
+    finally:
+        for context in contexts:
+            context.close()
+        print("--- streamlit log ---\n" + fresh.log()[-20_000:])
+        fresh.stop()

@@ -9,16 +9,27 @@ or datasets).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
-from explorer.deployment import shared
-from explorer.errors import USER_ERRORS
-from explorer.models.weights import CheckpointError, LoadReport
-from explorer.trace import Trace
-from explorer.ui import cached, compare, reconstruction, runs, sidebar, views, warmup, widgets
-from explorer.video import Clip
+# A fresh server loads its libraries (torch, timm, plotly, …) in its first session, and sessions arriving meanwhile
+# wait for them (warmup.py): say so before waiting, so that no page stays blank.
+STARTING = (
+    "This server has just started: it loads its libraries and the demo model once, for every session. "
+    "Your page follows in a few seconds."
+)
+starting = None if getattr(sys.modules.get("explorer.ui.warmup"), "LOADED", False) else st.empty()
+if starting is not None:
+    starting.info(STARTING)
+
+from explorer.deployment import shared  # noqa: E402
+from explorer.errors import USER_ERRORS  # noqa: E402
+from explorer.models.weights import CheckpointError, LoadReport  # noqa: E402
+from explorer.trace import Trace  # noqa: E402
+from explorer.ui import cached, compare, reconstruction, runs, sidebar, views, warmup, widgets  # noqa: E402
+from explorer.video import Clip  # noqa: E402
 
 
 def main() -> None:
@@ -173,4 +184,6 @@ EXPLORER = st.Page(explorer_page, title="Explorer", icon="🎞️", default=True
 LEARN = st.Page(Path(__file__).with_name("learn_page.py"), title="Learn", icon="🎓", url_path="learn")
 SCAN = st.Page(Path(__file__).with_name("scan_page.py"), title="Scan", icon="📊", url_path="scan")
 warmup.warm_server()  # once per server: the tour's runs, asked before any page draws
+if starting is not None:
+    starting.empty()
 st.navigation([EXPLORER, LEARN, SCAN]).run()

@@ -1,0 +1,190 @@
+"""A class at once: N browser sessions opening the app together, on a fresh server and then on a warm one.
+
+    PYTHONPATH=. python benchmarks/classroom_load.py [--fresh 8] [--warm 30] [--model demo|small] [--json FILE]
+
+Serves the app (`streamlit run app.py`, its disconnected sessions kept 10 s instead of Streamlit's 120 s, so
+that their release shows within the run), opens --fresh sessions at once on the teacher's link (the explorer's
+default view) of a server that has not run anything, closes them, then opens --warm sessions at once, each with
+its own setting (ToMe or RLT at a different r or tau), closes them too. Each page notes, in the page itself, when
+it first says where its run stands (its place in the run queue, its run under way, or the notice of a server still
+starting) and when its first overlay has loaded (tests/browser.py: MARKS). Prints, per burst: the pages with an
+exception or a script error, p50/p95/max of both times, the target for the overlay (sessions / runs at a time x
+one run's time + 2 s, one run's time measured here in-process, median of 3) and the server's resident memory
+before, at its peak during, and after the sessions have closed and been released.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from tests.browser import CHROMIUM_ARGS, Server, burst, find_chromium, resident_mb
+
+MODELS = {"demo": {}, "small": {"model_size": "small", "size": "224"}}  # the link's settings for each model
+RELEASE_TTL = 10  # seconds a closed session is kept for a reconnect, for this run (server.disconnectedSessionTTL)
+
+
+def one_run_seconds(model: str) -> float:
+    """analyze() on the default sample with the explorer's defaults for this model, as a queued run makes it."""
+    from explorer.analyze import DEMO, ModelSpec, analyze, build_model
+    from explorer.models.reducers import make_reducer
+    from explorer.ui import sidebar
+    from explorer.video import SAMPLES, load_clip, sample_path
+
+    size = 112 if model == "demo" else 224
+    path = sample_path(next(iter(SAMPLES)))
+    clip = load_clip(path, frames=sidebar.FRAMES.default, stride=sidebar.STRIDE.default, size=size)
+    network, report = build_model(ModelSpec(size=DEMO if model == "demo" else model), clip.num_frames, size)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        analyze(clip, network, make_reducer("tome", r=8), labels=report.labels if report else None, timing_runs=5)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+class Memory:
+    """The server's resident memory, sampled every 0.1 s while it runs; peak() since the last reset."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.top, self.running = pid, 0.0, True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while self.running:
+            try:
+                self.top = max(self.top, resident_mb(self.pid))
+            except (OSError, RuntimeError):
+                return
+            time.sleep(0.1)
+
+    def reset(self) -> float:
+        self.top = now = resident_mb(self.pid)
+        return now
+
+    def stop(self) -> None:
+        self.running = False
+
+
+def percentile(values: list[float], share: float) -> float:
+    ranked = sorted(values)
+    return ranked[min(len(ranked) - 1, max(0, round(share * len(ranked) + 0.5) - 1))]
+
+
+def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict[str, float]) -> dict:
+    """Print one burst's figures; return them."""
+    places = [v.place_ms / 1000 for v in visits if v.place_ms is not None]
+    overlays = [v.overlay_ms / 1000 for v in visits if v.overlay_ms is not None]
+    failed = [v for v in visits if v.exceptions or v.script_errors or v.overlay_ms is None]
+    target = len(visits) / slots * run_seconds + 2
+    figures = {
+        "sessions": len(visits),
+        "failed": len(failed),
+        "place_p50": statistics.median(places) if places else None,
+        "place_max": max(places) if places else None,
+        "overlay_p50": statistics.median(overlays) if overlays else None,
+        "overlay_p95": percentile(overlays, 0.95) if overlays else None,
+        "overlay_max": max(overlays) if overlays else None,
+        "overlay_target": target,
+        "memory_mb": memory,
+        "first_words": sorted({v.place_text.split(":")[0][:60] for v in visits if v.place_text}),
+    }
+    print(f"\n{name}: {len(visits)} sessions, {len(failed)} with an exception, a script error or no overlay")
+    for visit in failed:
+        print(f"  {visit.url}: {visit.exceptions[:1]} {visit.script_errors[:1]}")
+    if places:
+        p50, top = figures["place_p50"], figures["place_max"]
+        print(f"  where its run stands, shown after: p50 {p50:.2f} s, max {top:.2f} s")
+    if overlays:
+        print(
+            f"  first overlay after: p50 {figures['overlay_p50']:.1f} s, p95 {figures['overlay_p95']:.1f} s, "
+            f"max {figures['overlay_max']:.1f} s; target p95 <= {len(visits)} / {slots} x {run_seconds:.2f} s + 2 s "
+            f"= {target:.1f} s"
+        )
+    print("  first words: " + " | ".join(figures["first_words"]))
+    print(
+        "  server memory: "
+        + ", ".join(f"{when} {mb:.0f} MB" for when, mb in memory.items())
+        + f" (after / before: {memory['after'] / memory['before']:.2f})"
+    )
+    return figures
+
+
+def close_and_release(contexts, server: Server, memory: Memory) -> float:
+    """Close the sessions' pages; wait past the reconnect TTL and let one short visit prompt the server to drop
+    them (Streamlit releases expired sessions when its session store is next touched); the memory after."""
+    for context in contexts:
+        context.close()
+    time.sleep(RELEASE_TTL + 5)
+    import urllib.request
+
+    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{server.url}/_stcore/health", timeout=5)
+    time.sleep(2)
+    return resident_mb(server.process.pid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh", type=int, default=8, help="sessions at once on a fresh server")
+    parser.add_argument("--warm", type=int, default=30, help="sessions at once on the warm server")
+    parser.add_argument("--model", choices=list(MODELS), default="demo")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from explorer.serving import slots_setting
+
+    slots = slots_setting()
+    run_seconds = one_run_seconds(args.model)
+    print(
+        f"{os.cpu_count()} CPU cores, {slots} run(s) at a time; one run ({args.model}, ToMe, 5 timed runs): "
+        f"{run_seconds:.2f} s"
+    )
+    server = Server(
+        Path(tempfile.mkdtemp()) / "streamlit.log", extra=["--server.disconnectedSessionTTL", str(RELEASE_TTL)]
+    )
+    results: dict = {"cores": os.cpu_count(), "slots": slots, "model": args.model, "one_run_s": run_seconds}
+    try:
+        server.wait_ready()
+        memory = Memory(server.process.pid)
+        link = f"{server.url}/?{urlencode(MODELS[args.model])}"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+            before = memory.reset()
+            visits, contexts = burst(browser, [link] * args.fresh)
+            during = memory.top
+            after = close_and_release(contexts, server, memory)
+            fresh = {"before": before, "peak": during, "after": after}
+            title = f"fresh server, {args.fresh} on one link"
+            results["fresh"] = report_burst(title, visits, slots, run_seconds, fresh)
+            before = memory.reset()
+            settings = [
+                {**MODELS[args.model], "reducer": "tome", "param.tome.r": str(4 + 4 * i)}
+                if i % 2 == 0
+                else {**MODELS[args.model], "reducer": "rlt", "param.rlt.tau": f"{0.02 + 0.02 * i:.2f}"}
+                for i in range(args.warm)
+            ]
+            visits, contexts = burst(browser, [f"{server.url}/?{urlencode(s)}" for s in settings])
+            during = memory.top
+            after = close_and_release(contexts, server, memory)
+            warm = {"before": before, "peak": during, "after": after}
+            title = f"warm server, {args.warm} each with its own setting"
+            results["warm"] = report_burst(title, visits, slots, run_seconds, warm)
+            browser.close()
+        memory.stop()
+    finally:
+        server.stop()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
