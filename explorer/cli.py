@@ -24,7 +24,8 @@ from .errors import USER_ERRORS
 from .outputs import writable_file, writable_folder
 from .runtime import PRECISIONS
 from .saliency import FUSIONS, SaliencySpec
-from .train import TrainSettings
+from .serving import SLOTS_ENV, slots_setting
+from .train import GENERATORS, TrainSettings
 from .video import SAMPLES, check_params, load_clip, sample_path
 
 MAX_TRAIN_CLIPS = 10_000  # the training pool stays in memory: 0.6 MB a clip at the demo size
@@ -147,6 +148,9 @@ def run_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         threads=args.threads,
         precision=args.precision,
+        init=args.init,
+        warmup=args.warmup,
+        generator=args.generator,
     )
     too_few = min(settings.steps, settings.batch, settings.eval_clips, settings.train_clips) < 1
     if too_few or settings.saliency_steps < 0:
@@ -161,6 +165,7 @@ def run_train(args: argparse.Namespace) -> None:
             f"--eval-clips at most {MAX_EVAL_CLIPS:,}"
         )
     check_number("--lr", settings.lr, 1e-8, MAX_LR)
+    check_number("--warmup", settings.warmup, 0, 1)
     check_number("--batch", settings.batch, 1, MAX_TRAIN_BATCH, whole=True)
     if settings.threads is not None:
         check_number("--threads", settings.threads, 1, MAX_THREADS, whole=True)
@@ -276,11 +281,13 @@ def run_app(args: argparse.Namespace) -> None:
         check_number("--port", args.port, 1, 65_535, whole=True)
     extra = args.streamlit[1:] if args.streamlit[:1] == ["--"] else args.streamlit
     command = streamlit_command(args.port, args.address, extra)
+    env = {SHARED_ENV: "1"} if args.shared else {}
+    if args.runs is not None:
+        env[SLOTS_ENV] = str(slots_setting(args.runs))  # a bad number is named here, before the server starts
     if args.dry_run:
-        print(f"{SHARED_ENV}=1 " * args.shared + shlex.join(command))
+        print("".join(f"{key}={value} " for key, value in env.items()) + shlex.join(command))
         return
-    if args.shared:
-        os.environ[SHARED_ENV] = "1"  # inherited by Streamlit, which replaces this process
+    os.environ.update(env)  # inherited by Streamlit, which replaces this process
     sys.stdout.flush()
     os.execv(command[0], command)  # Streamlit takes over this process (and its Ctrl-C)
 
@@ -382,7 +389,17 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
         help="steps training VTM's learnable saliency through its auxiliary path (ViT frozen)",
     )
     t.add_argument("--eval-clips", type=int, default=TrainSettings.eval_clips, help="held-out clips to measure")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="the run's seed: its pool's clips and its batches")
+    t.add_argument("--init", help="go on from these weights (a model of the demo's config) instead of from scratch")
+    t.add_argument(
+        "--generator",
+        choices=list(GENERATORS),
+        default=TrainSettings.generator,
+        help="the pool's clips: broad (many textures, shapes, lights, codecs) or first (one shape, plain textures)",
+    )
+    t.add_argument(
+        "--warmup", type=float, default=TrainSettings.warmup, help="share of the steps spent warming up the rate"
+    )
     t.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument(
@@ -470,6 +487,11 @@ def build_parser(prog: str = "python -m explorer") -> argparse.ArgumentParser:
         "--shared",
         action="store_true",
         help=f"serve others: no paths on this machine from the page or a link ({SHARED_ENV}=1; see the README)",
+    )
+    s.add_argument(
+        "--runs",
+        help=f"model runs at a time, shared by every session ({SLOTS_ENV}; default: 1 per GPU, else 1 per 8 CPU cores, "
+        "up to 4); the others wait in line and see their place",
     )
     s.add_argument(
         "streamlit",

@@ -434,6 +434,17 @@ def training_batch(seeds: list[int], frames: int = FRAMES, size: int = SIZE) -> 
     return torch.from_numpy(np.stack(clips)), torch.tensor(labels), torch.from_numpy(np.stack(cells))
 
 
+def first_batch(seeds: list[int], frames: int = FRAMES, size: int = SIZE) -> tuple[torch.Tensor, ...]:
+    """`motion_clip`'s clips as `training_batch` gives them: clips, labels and the cells that change (the shape's:
+    nothing else moves or flickers in them)."""
+    clips, labels = motion_batch(seeds, frames, size)
+    cells = [
+        _pixel_cells(clip) if label else np.zeros((frames, size // CELL, size // CELL), bool)
+        for clip, label in zip(clips.numpy(), labels.tolist())
+    ]
+    return clips, labels, torch.from_numpy(np.stack(cells))
+
+
 def validation_seeds(count: int) -> list[int]:
     """Seeds of `training_clip` that no training pool draws: the split that tuning looks at."""
     return list(range(VALIDATION_SEED, VALIDATION_SEED + count))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,35 @@ def test_train_cli_refuses_bad_settings(capsys):
     assert "at most 10000" in capsys.readouterr().err
     assert main(["train", "--seed", "100", "--out", "unused.safetensors"]) == 2
     assert "held-out" in capsys.readouterr().err
+
+
+def test_first_batch_gives_the_first_generators_clips_with_the_cells_that_change():
+    from explorer.synthetic import first_batch, motion_batch
+
+    seeds = list(range(20))
+    clips, labels, cells = first_batch(seeds)
+    same_clips, same_labels = motion_batch(seeds)
+    assert torch.equal(clips, same_clips) and torch.equal(labels, same_labels)
+    assert cells.shape == (20, 16, 7, 7)
+    moving = labels > 0
+    assert not cells[~moving].any() and all(cells[i].any() for i in torch.nonzero(moving).flatten().tolist())
+    changed = (clips[:, 1:] != clips[:, :-1]).any(-1)  # every changed pixel lies in a marked cell
+    marked = cells[:, 1:].repeat_interleave(16, 2).repeat_interleave(16, 3)
+    assert not (changed & ~marked).any()
+
+
+def test_a_run_goes_on_from_saved_weights_and_keeps_their_record(tmp_path):
+    from explorer.models.reducers import ParameterError
+
+    first = TrainSettings(steps=3, batch=4, saliency_steps=1, eval_clips=5, validation_clips=5, train_clips=8)
+    model, saliency, result = train(replace(first, generator="first"), cfg=TINY, log=lambda _: None)
+    start = save_demo(model, saliency, result, tmp_path / "first.safetensors")
+    then = replace(first, lr=1e-8, init=str(start), seed=2)
+    going_on, _, result = train(then, cfg=TINY, log=lambda _: None)
+    for (name, before), after in zip(model.state_dict().items(), going_on.state_dict().values()):
+        assert torch.allclose(before, after, atol=1e-4), name  # a step at lr 1e-8 leaves the weights it started from
+    record = result.record()
+    assert record["init_training"]["settings"]["generator"] == "first" and record["settings"]["seed"] == 2
+    assert record["training_generator"] == "explorer.synthetic.training_clip"
+    with pytest.raises(ParameterError, match="config differs"):
+        train(then, log=lambda _: None)  # the demo's config, from TINY weights
