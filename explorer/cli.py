@@ -34,7 +34,7 @@ MAX_EVAL_CLIPS = 100_000  # held-out clips generated and run one by one
 MAX_TRAIN_BATCH = 1024  # clips a training step holds, with their activations and gradients
 MAX_LR = 10.0  # AdamW's peak rate: past this every run diverges
 MAX_THREADS = 256  # PyTorch's CPU threads (as bench): each takes memory at start, and OpenMP aborts past what it can
-PAGE = Path(__file__).resolve().parent / "ui" / "page.py"  # the app's page, inside the package
+SERVER = Path(__file__).resolve().parent / "ui" / "server.py"  # the app's server (an st.App), inside the package
 # .streamlit/config.toml's settings as flags: an installed package is not run from the repository's root, where
 # Streamlit finds that file (tests/test_install.py checks that the two agree).
 STREAMLIT_OPTIONS = {
@@ -266,14 +266,15 @@ def run_samples(args: argparse.Namespace) -> None:
 
 
 def streamlit_command(port: int | None = None, address: str | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """The `streamlit run` command line that serves the app's page with the repository's settings."""
+    """The `streamlit run` command line that serves the app (ui/server.py: its pages, loaded before the first session)
+    with the repository's settings."""
     options = dict(STREAMLIT_OPTIONS)
     if port is not None:
         options["server.port"] = str(port)
     if address is not None:
         options["server.address"] = address
     flags = [part for key, value in options.items() for part in (f"--{key}", value)]
-    return [sys.executable, "-m", "streamlit", "run", str(PAGE), *flags, *extra]
+    return [sys.executable, "-m", "streamlit", "run", str(SERVER), *flags, *extra]
 
 
 def run_app(args: argparse.Namespace) -> None:

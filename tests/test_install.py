@@ -128,6 +128,7 @@ def test_installed_files_have_the_assets_and_no_top_level_models(installed):
         "explorer/models/engine.py",
         "explorer/models/reducers/rlt.py",
         "explorer/ui/page.py",
+        "explorer/ui/server.py",
         "explorer/assets/demo_model.safetensors",
         "explorer/assets/accuracy_budget.json",
         "explorer/assets/samples/CREDITS.md",
@@ -182,8 +183,8 @@ def test_console_script_analyzes_the_bundled_sample_with_the_demo_model(installe
 @pytest.mark.slow
 def test_console_script_serves_the_installed_page(installed):
     dry = run([str(installed["script"]), "app", "--dry-run"], cwd=installed["cwd"]).stdout
-    page = next(part for part in dry.split() if part.endswith("page.py"))
-    assert Path(page).is_file() and not Path(page).is_relative_to(ROOT)
+    served = next(part for part in dry.split() if part.endswith("server.py"))
+    assert Path(served).is_file() and not Path(served).is_relative_to(ROOT)
     assert "--global.disableWidgetStateDuplicationWarning true" in dry
 
     port = free_port()
