@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import tempfile
 import threading
@@ -79,35 +80,62 @@ def percentile(values: list[float], share: float) -> float:
     return ranked[min(len(ranked) - 1, max(0, round(share * len(ranked) + 0.5) - 1))]
 
 
-def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict[str, float]) -> dict:
-    """Print one burst's figures; return them."""
+QUEUE_LINE = re.compile(r"run queue: .* after ([0-9.]+) s")  # explorer/ui/runs.py logs each wait
+
+
+def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict[str, float], log: str) -> dict:
+    """Print one burst's figures; return them. `log`: the server's log during the burst."""
+    waits = [float(m.group(1)) for m in QUEUE_LINE.finditer(log)]
     places = [v.place_ms / 1000 for v in visits if v.place_ms is not None]
     overlays = [v.overlay_ms / 1000 for v in visits if v.overlay_ms is not None]
+    started = [v for v in visits if v.script_ms is not None and v.place_ms is not None]
+    boots = [v.script_ms / 1000 for v in started]  # the browser loading the app and connecting
+    asked = [(v.place_ms - v.script_ms) / 1000 for v in started]  # from the session's first element to its place
     failed = [v for v in visits if v.exceptions or v.script_errors or v.overlay_ms is None]
     target = len(visits) / slots * run_seconds + 2
     figures = {
         "sessions": len(visits),
         "failed": len(failed),
+        "browser_p50": statistics.median(boots) if boots else None,
+        "browser_max": max(boots) if boots else None,
+        "place_after_start_max": max(asked) if asked else None,
         "place_p50": statistics.median(places) if places else None,
         "place_max": max(places) if places else None,
         "overlay_p50": statistics.median(overlays) if overlays else None,
         "overlay_p95": percentile(overlays, 0.95) if overlays else None,
         "overlay_max": max(overlays) if overlays else None,
         "overlay_target": target,
+        "queue_waits": len(waits),
+        "queue_wait_p50": statistics.median(waits) if waits else None,
+        "queue_wait_max": max(waits) if waits else None,
         "memory_mb": memory,
         "first_words": sorted({v.place_text.split(":")[0][:60] for v in visits if v.place_text}),
     }
     print(f"\n{name}: {len(visits)} sessions, {len(failed)} with an exception, a script error or no overlay")
     for visit in failed:
         print(f"  {visit.url}: {visit.exceptions[:1]} {visit.script_errors[:1]}")
+    if boots:
+        print(
+            f"  the page's first element (the browser has loaded the app, its session runs): p50 "
+            f"{figures['browser_p50']:.2f} s, max {figures['browser_max']:.2f} s from navigation"
+        )
     if places:
         p50, top = figures["place_p50"], figures["place_max"]
-        print(f"  where its run stands, shown after: p50 {p50:.2f} s, max {top:.2f} s")
+        print(
+            f"  where its run stands, shown: p50 {p50:.2f} s, max {top:.2f} s from navigation; at most "
+            f"{figures['place_after_start_max']:.2f} s after the page's first element"
+        )
     if overlays:
         print(
             f"  first overlay after: p50 {figures['overlay_p50']:.1f} s, p95 {figures['overlay_p95']:.1f} s, "
             f"max {figures['overlay_max']:.1f} s; target p95 <= {len(visits)} / {slots} x {run_seconds:.2f} s + 2 s "
             f"= {target:.1f} s"
+        )
+    if waits:
+        print(
+            f"  on the server: {len(waits)} asks waited in the run queue, p50 {figures['queue_wait_p50']:.2f} s, "
+            f"max {figures['queue_wait_max']:.2f} s from asking to result (the rest of the time is the page: the "
+            "browser loading and drawing it, the session's script)"
         )
     print("  first words: " + " | ".join(figures["first_words"]))
     print(
@@ -158,14 +186,14 @@ def main() -> None:
         link = f"{server.url}/?{urlencode(MODELS[args.model])}"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
-            before = memory.reset()
+            before, logged = memory.reset(), server.log_size()
             visits, contexts = burst(browser, [link] * args.fresh)
             during = memory.top
             after = close_and_release(contexts, server, memory)
             fresh = {"before": before, "peak": during, "after": after}
             title = f"fresh server, {args.fresh} on one link"
-            results["fresh"] = report_burst(title, visits, slots, run_seconds, fresh)
-            before = memory.reset()
+            results["fresh"] = report_burst(title, visits, slots, run_seconds, fresh, server.log(logged))
+            before, logged = memory.reset(), server.log_size()
             settings = [
                 {**MODELS[args.model], "reducer": "tome", "param.tome.r": str(4 + 4 * i)}
                 if i % 2 == 0
@@ -177,7 +205,7 @@ def main() -> None:
             after = close_and_release(contexts, server, memory)
             warm = {"before": before, "peak": during, "after": after}
             title = f"warm server, {args.warm} each with its own setting"
-            results["warm"] = report_burst(title, visits, slots, run_seconds, warm)
+            results["warm"] = report_burst(title, visits, slots, run_seconds, warm, server.log(logged))
             browser.close()
         memory.stop()
     finally:

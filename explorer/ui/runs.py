@@ -8,10 +8,12 @@ waiting, and a run nobody waits for any more is dropped before it starts.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import streamlit as st
+from streamlit.logger import get_logger
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -25,6 +27,7 @@ from ..trace import Trace
 from ..video import Clip
 
 POLL = 0.2  # seconds between updates of a waiting session's place
+LOGGER = get_logger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,17 +80,27 @@ def trace(
 
 
 def wait_for(ticket: Ticket, what: str) -> Any:
-    """The ticket's result; meanwhile the session's place in the line and its estimated wait."""
+    """The ticket's result; meanwhile the session's place in the line and its estimated wait. Each wait is logged
+    (the server's log: how long a class waits, benchmarks/classroom_load.py reads it)."""
     runs = queue()
     if ticket.done():
         runs.leave(ticket)
         return runs.result(ticket)
     box = st.empty()
+    asked, first = time.monotonic(), runs.place(ticket)
     try:
         while True:
             box.info(place_text(runs.place(ticket), what, runs.slots))  # each update lets Streamlit stop a rerun
             try:
-                return runs.result(ticket, timeout=POLL)
+                result = runs.result(ticket, timeout=POLL)
+                LOGGER.info(
+                    "run queue: %s after %.2f s (%d ahead when asked, %d waiting now)",
+                    what,
+                    time.monotonic() - asked,
+                    first.ahead,
+                    runs.waiting(),
+                )
+                return result
             except FutureTimeout:
                 if not session_active():
                     st.stop()
