@@ -14,6 +14,7 @@ into --clips-folder) and the first generator's held-out seeds (synthetic.motion_
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -122,15 +123,16 @@ def main() -> None:
         "first": (np.stack([clip for clip, _ in first]), np.array([label for _, label in first])),
     }
     training = report.training or {}
-    trained = (
-        f"trained in {training['train_seconds'] / 60:.0f} min on {training.get('device', '?')}"
-        if "train_seconds" in training
-        else "no training record"
-    )
+    seconds, record = 0.0, training
+    while record:  # a chain of runs, each going on from the one before: every run's time
+        seconds += record.get("train_seconds", 0.0)
+        record = record.get("init_training") or {}
+    trained = f"trained in {seconds / 60:.0f} min on {training.get('device', '?')}" if seconds else "no training record"
     with torch.inference_mode():
         result = measure(model, sets, args.reducers, args.budget)
     result |= {
         "weights": Path(args.weights).name,
+        "weights_sha256": hashlib.sha256(Path(args.weights).read_bytes()).hexdigest(),  # the app shows it for these
         "trained": trained,
         "budget": args.budget,
         "sets": {

@@ -12,6 +12,7 @@ assets/accuracy_budget.json (`--out assets --name accuracy_budget --no-html` wri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from .runtime import autocast, memory_guard, resolve_device, resolve_precision, 
 from .synthetic import FRAMES, LABELS, SIZE, held_out_seeds, motion_clip
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "accuracy_budget.json"  # the demo model's table
+GENERALIZATION = SHIPPED.with_name("demo_generalization.json")  # its accuracy on clips of a held-out generator
 
 
 def default_specs() -> tuple[str, ...]:
@@ -201,6 +203,24 @@ def _evaluate_one(
         float(np.mean(gflops)),
         float(np.mean(ms)),
         knob,
+    )
+
+
+def generalization_note(weights: str | Path | None, path: Path = GENERALIZATION) -> str | None:
+    """The measured accuracy of these weights on the held-out generator and on the first generator's held-out seeds
+    (benchmarks/demo_generalization.py), when its table was measured on this very file (same SHA-256)."""
+    if weights is None or not path.exists() or not Path(weights).is_file():
+        return None
+    table = json.loads(path.read_text())
+    if table.get("weights_sha256") != hashlib.sha256(Path(weights).read_bytes()).hexdigest():
+        return None
+    dense = table["rows"][0]
+    sets = table["sets"]
+    return (
+        f"This model is right on {dense['heldout']['accuracy']:.1%} of {sets['heldout']['clips']} clips of a held-out "
+        f"generator written apart from its training one (other shapes, textures and placements, H.264) and on "
+        f"{dense['first']['accuracy']:.1%} of {sets['first']['clips']} held-out clips of the generator it first "
+        "learned from."
     )
 
 

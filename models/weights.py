@@ -111,11 +111,19 @@ class LoadReport:
             if keys
         ]
         if self.training:
-            t = self.training
+            t, chain = self.training, []
+            while t:  # a run that went on from saved weights nests their record (train --init)
+                chain.append(t)
+                t = t.get("init_training") or {}
+            t = chain[0]
+            runs = f"{len(chain)} runs, " if len(chain) > 1 else ""
+            steps = sum(run["settings"]["steps"] for run in chain)
+            minutes = sum(run["train_seconds"] for run in chain) / 60
+            validation = t.get("validation_accuracy")
             notes.append(
-                f"trained with `python -m explorer train` ({t['settings']['steps']} steps, "
-                f"{t['train_seconds'] / 60:.1f} min on {t['device']}): {t['held_out_accuracy']:.1%} on "
-                f"{t['held_out_clips']} held-out generated clips"
+                f"trained with `python -m explorer train` ({runs}{steps} steps, {minutes:.1f} min on {t['device']}): "
+                f"{t['held_out_accuracy']:.1%} on {t['held_out_clips']} held-out generated clips"
+                + (f", {validation:.1%} on its training generator's validation clips" if validation is not None else "")
             )
         if self.ignored:
             notes.append(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from explorer import accuracy
+from explorer.accuracy import GENERALIZATION
 from explorer.cli import main
 from explorer.models.reducers import ParameterError
 from explorer.models.video_vit import VideoViT, VideoViTConfig
@@ -85,3 +86,20 @@ def test_a_model_not_trained_on_the_clips_is_refused():
     model = VideoViT(TINY)
     with pytest.raises(ParameterError, match="generated motion clips"):
         accuracy.evaluate(model, ["a", "b", "c", "d", "e"], clips=1)
+
+
+def test_the_generalization_note_speaks_only_for_the_weights_it_was_measured_on(tmp_path):
+    import shutil
+
+    from explorer.accuracy import generalization_note
+    from explorer.analyze import DEMO_WEIGHTS
+
+    note = generalization_note(DEMO_WEIGHTS)
+    table = json.loads(GENERALIZATION.read_text())
+    assert note is not None and f"{table['rows'][0]['heldout']['accuracy']:.1%}" in note
+    copy = tmp_path / "other.safetensors"
+    shutil.copy(DEMO_WEIGHTS, copy)
+    assert generalization_note(copy) is not None  # the same bytes
+    copy.write_bytes(copy.read_bytes() + b" ")
+    assert generalization_note(copy) is None and generalization_note(None) is None
+    assert generalization_note(tmp_path / "missing.safetensors") is None

@@ -266,3 +266,14 @@ def test_a_long_clip_pages_its_frames_and_shows_a_timeline_with_its_windows(app)
     assert "windows of 16 frames" in timeline.proto.spec
     app.slider(key="slots_from").set_value(16).run()
     assert not app.exception and "Time slots 16-31 of 32." in app.get("image")[0].proto.imgs[0].caption
+
+
+def test_the_default_view_is_one_where_the_demo_model_is_right_and_says_how_well_it_generalizes():
+    """The first thing a newcomer sees: the bundled sample's ball and square move right in its first 2.4 s, and the
+    demo model says so, dense and with the default reducer; beside it, its measured held-out accuracies."""
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert not at.exception and not at.error
+    rows = at.dataframe[0].value
+    assert rows.iloc[0, 1].startswith("moving right") and rows.iloc[0, 2].startswith("moving right"), rows
+    assert any("held-out generator written apart from its training one" in c.value for c in at.caption)

@@ -13,7 +13,7 @@ import torch
 from explorer.models.video_vit import VideoViT
 from explorer.models.weights import LoadReport
 
-from ..accuracy import load_shipped
+from ..accuracy import generalization_note, load_shipped
 from ..analyze import ModelSpec, build_model
 from ..export import mp4_bytes, playback_fps
 from ..runtime import memory_guard, resolve_device
@@ -52,3 +52,8 @@ def _model(
 @st.cache_data(show_spinner=False)
 def accuracy_table() -> dict | None:
     return load_shipped()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def generalization(weights: str) -> str | None:
+    return generalization_note(weights)

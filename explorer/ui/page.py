@@ -112,6 +112,9 @@ def main() -> None:
         st.caption(caveat)
     st.subheader("Prediction: dense vs reduced")
     views.prediction_view(trace, dense, untrained=report is None)
+    measured = cached.generalization(report.source) if report else None
+    if measured:
+        st.caption(measured)
     layer_views(clip, trace, dense, reducer)
     pretraining = bool(report and report.format.endswith("pretrain"))
     hidden = (trace.owner[0] < 0).any() and (trace.owner[0] >= 0).any()  # some tubelets in, some hidden
