@@ -196,7 +196,8 @@ def tour_lab() -> Lab:
     frames, stride, start = sidebar.FRAMES.default, sidebar.STRIDE.default, sidebar.START.default
     size = native_img_size(DEMO_WEIGHTS) if DEMO_WEIGHTS.exists() else None
     path = sample_path(SAMPLE)
-    clip = cached.clip(f"learn:{path}", str(path), SAMPLE, frames, stride, start, size or 224)
+    # the explorer's own cache entry for this sample and sampling (its default view): warming the tour warms it
+    clip = cached.clip(f"sample:{path}", str(path), SAMPLE, frames, stride, start, size or 224)
     model, report = cached.model(DEMO, None, clip.num_frames, clip.frames.shape[1], "auto")
     clip_key = f"learn:{path}:{frames}:{stride}:{start}:{clip.frames.shape[1]}"
     model_key = (report.source if report else DEMO, None, clip.num_frames, clip.frames.shape[1])

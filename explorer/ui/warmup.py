@@ -35,7 +35,37 @@ def warm_server() -> str | None:
         return str(error)
     for reducer, params, saliency in learn_steps.tour_runs():
         lab.trace(reducer, params, saliency, wait=False)
+    draw_each_chart(lab)
     return None
+
+
+def draw_each_chart(lab: learn_steps.Lab) -> None:
+    """Make and serialise one figure of each kind the pages draw. Plotly imports much of itself lazily (the
+    validators of each trace type, its use of pandas) in the thread that first makes such a figure: here, once,
+    rather than in the first sessions' threads, which it slowed and left holding that memory."""
+    from explorer.models.reducers import make_reducer
+
+    from .. import charts
+    from ..accuracy import load_shipped
+    from ..analyze import analyze
+
+    made = {
+        name: analyze(lab.clip, lab.model, make_reducer(name), labels=lab.labels, timing_runs=1)
+        for name in ("rlt", "tome")
+    }
+    rlt, tome = made["rlt"], made["tome"]
+    figures = [
+        charts.tokens_per_layer(made, 1),
+        charts.flops_per_layer(made),
+        charts.value_histogram(rlt, "run_length", 0),
+        charts.cluster_sizes(tome, tome.layers),
+        charts.token_timeline(tome, 1),
+    ]
+    table = load_shipped()
+    if table is not None:
+        figures.append(charts.accuracy_budget(table))
+    for figure in figures:
+        plotly.io.to_json(figure, validate=True)
 
 
 LOADED = True  # the last line: a session that finds it set has nothing to wait for (page.py)
