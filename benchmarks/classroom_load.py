@@ -87,12 +87,13 @@ def percentile(values: list[float], share: float) -> float:
     return ranked[min(len(ranked) - 1, max(0, round(share * len(ranked) + 0.5) - 1))]
 
 
-QUEUE_LINE = re.compile(r"run queue: .* after ([0-9.]+) s")  # explorer/ui/runs.py logs each wait
+QUEUE_LINE = re.compile(r"run queue: .* after ([0-9.]+) s \(asked ([0-9.]+) s into")  # ui/runs.py logs each wait
 
 
 def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict[str, float], log: str) -> dict:
     """Print one burst's figures; return them. `log`: the server's log during the burst."""
-    waits = [float(m.group(1)) for m in QUEUE_LINE.finditer(log)]
+    logged = [(float(m.group(1)), float(m.group(2))) for m in QUEUE_LINE.finditer(log)]
+    waits, into = [w for w, _ in logged], [i for _, i in logged]
     places = [v.place_ms / 1000 for v in visits if v.place_ms is not None]
     overlays = [v.overlay_ms / 1000 for v in visits if v.overlay_ms is not None]
     started = [v for v in visits if v.script_ms is not None and v.place_ms is not None]
@@ -115,6 +116,8 @@ def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict
         "queue_waits": len(waits),
         "queue_wait_p50": statistics.median(waits) if waits else None,
         "queue_wait_max": max(waits) if waits else None,
+        "asked_into_run_p50": statistics.median(into) if into else None,
+        "asked_into_run_max": max(into) if into else None,
         "memory_mb": memory,
         "first_words": sorted({v.place_text.split(":")[0][:60] for v in visits if v.place_text}),
     }
@@ -141,8 +144,8 @@ def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict
     if waits:
         print(
             f"  on the server: {len(waits)} asks waited in the run queue, p50 {figures['queue_wait_p50']:.2f} s, "
-            f"max {figures['queue_wait_max']:.2f} s from asking to result (the rest of the time is the page: the "
-            "browser loading and drawing it, the session's script)"
+            f"max {figures['queue_wait_max']:.2f} s from asking to result; each asked (and drew its place) p50 "
+            f"{figures['asked_into_run_p50']:.2f} s, max {figures['asked_into_run_max']:.2f} s into its page's run"
         )
     print("  first words: " + " | ".join(figures["first_words"]))
     print(
@@ -153,16 +156,17 @@ def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict
     return figures
 
 
-def close_and_release(contexts, server: Server, memory: Memory) -> float:
-    """Close the sessions' pages; wait past the reconnect TTL and let one short visit prompt the server to drop
-    them (Streamlit releases expired sessions when its session store is next touched); the memory after."""
+def close_and_release(contexts, server: Server, browser) -> float:
+    """Close the sessions' pages; wait past the reconnect TTL, then open and close one more page: Streamlit drops
+    expired sessions when its session store next changes (a disconnect); the server's memory after that."""
     for context in contexts:
         context.close()
     time.sleep(RELEASE_TTL + 5)
-    import urllib.request
-
-    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{server.url}/_stcore/health", timeout=5)
-    time.sleep(2)
+    visit = browser.new_page()
+    visit.goto(server.url)
+    visit.wait_for_selector('[data-testid="stElementContainer"]', timeout=60_000)
+    visit.close()
+    time.sleep(5)
     return resident_mb(server.process.pid)
 
 
@@ -196,7 +200,7 @@ def main() -> None:
             before, logged = memory.reset(), server.log_size()
             visits, contexts = burst(browser, [link] * args.fresh)
             during = memory.top
-            after = close_and_release(contexts, server, memory)
+            after = close_and_release(contexts, server, browser)
             fresh = {"before": before, "peak": during, "after": after}
             title = f"fresh server, {args.fresh} on one link"
             results["fresh"] = report_burst(title, visits, slots, run_seconds, fresh, server.log(logged))
@@ -209,7 +213,7 @@ def main() -> None:
             ]
             visits, contexts = burst(browser, [f"{server.url}/?{urlencode(s)}" for s in settings])
             during = memory.top
-            after = close_and_release(contexts, server, memory)
+            after = close_and_release(contexts, server, browser)
             warm = {"before": before, "peak": during, "after": after}
             title = f"warm server, {args.warm} each with its own setting"
             results["warm"] = report_burst(title, visits, slots, run_seconds, warm, server.log(logged))

@@ -1,6 +1,6 @@
-"""Screenshots of the Learn page, as a browser draws it, for the docs.
+"""Screenshots of the Learn page, as a browser draws it, for the docs (and of the explorer's default view).
 
-    PYTHONPATH=. python benchmarks/learn_screenshots.py [--out docs] [--steps 1 3 5]
+    PYTHONPATH=. python benchmarks/learn_screenshots.py [--out docs] [--steps 1 3 5] [--explorer assets/screenshot.png]
 
 Serves app.py with `streamlit run` on 127.0.0.1 (tests/browser.py's Server), opens /learn?step=N for each step in
 Debian's chromium (headless, nothing fetched) and saves the page's main area to OUT/learn_step_N.png.
@@ -17,8 +17,9 @@ from tests.browser import CHROMIUM_ARGS, IDLE, IMAGE_LOADED, TIMEOUT_MS, Server,
 WIDTH, HEIGHT = 1400, 1500  # px: tall enough for a whole step, as the main area scrolls inside the page
 
 
-def screenshots(url: str, steps: list[int], out: Path) -> list[Path]:
-    """Each step's page, once its run has finished and its view has loaded."""
+def screenshots(url: str, steps: list[int], out: Path, explorer: Path | None = None) -> list[Path]:
+    """Each step's page, once its run has finished and its view has loaded; then, with `explorer`, the explorer's
+    default view as a 1500 x 1100 window shows it (the README's first picture)."""
     from playwright.sync_api import sync_playwright
 
     saved = []
@@ -34,6 +35,13 @@ def screenshots(url: str, steps: list[int], out: Path) -> list[Path]:
             path = out / f"learn_step_{number}.png"
             page.locator('[data-testid="stMainBlockContainer"]').screenshot(path=str(path))
             saved.append(path)
+        if explorer is not None:
+            page.set_viewport_size({"width": 1500, "height": 1100})
+            page.goto(url)
+            page.wait_for_function(IMAGE_LOADED)
+            page.wait_for_function(IDLE)
+            page.screenshot(path=str(explorer))
+            saved.append(explorer)
         browser.close()
     return saved
 
@@ -42,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNGs (default: docs)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 3, 5], help="steps to shoot (default: 1 3 5)")
+    parser.add_argument("--explorer", type=Path, help="also save the explorer's default view here")
     args = parser.parse_args()
     if find_chromium() is None:
         raise SystemExit("no chromium found: apt-get install chromium")
@@ -50,7 +59,7 @@ def main() -> None:
         server = Server(Path(tmp) / "streamlit.log")
         try:
             server.wait_ready()
-            for path in screenshots(server.url, args.steps, args.out):
+            for path in screenshots(server.url, args.steps, args.out, args.explorer):
                 print(path)
         finally:
             server.stop()

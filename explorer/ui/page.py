@@ -186,6 +186,7 @@ def explorer_page() -> None:
 EXPLORER = st.Page(explorer_page, title="Explorer", icon="🎞️", default=True)
 LEARN = st.Page(Path(__file__).with_name("learn_page.py"), title="Learn", icon="🎓", url_path="learn")
 SCAN = st.Page(Path(__file__).with_name("scan_page.py"), title="Scan", icon="📊", url_path="scan")
+runs.mark_page_run()
 warmup.warm_server()  # once per server: the tour's runs, asked before any page draws
 if starting is not None:
     starting.empty()

@@ -27,6 +27,7 @@ from ..trace import Trace
 from ..video import Clip
 
 POLL = 0.2  # seconds between updates of a waiting session's place
+RUN_STARTED = "_runs_page_run_started"  # session state: when this session's current page run began (page.py)
 LOGGER = get_logger(__name__)
 
 
@@ -79,6 +80,11 @@ def trace(
     return wait_for(ticket, "the dense model" if reducer == "none" else reducer) if wait else None  # type: ignore[return-value]
 
 
+def mark_page_run() -> None:
+    """Note when this session's page run begins, for the log of how soon it asked for a run."""
+    st.session_state[RUN_STARTED] = time.monotonic()
+
+
 def wait_for(ticket: Ticket, what: str) -> Any:
     """The ticket's result; meanwhile the session's place in the line and its estimated wait. Each wait is logged
     (the server's log: how long a class waits, benchmarks/classroom_load.py reads it)."""
@@ -88,15 +94,17 @@ def wait_for(ticket: Ticket, what: str) -> Any:
         return runs.result(ticket)
     box = st.empty()
     asked, first = time.monotonic(), runs.place(ticket)
+    into = asked - st.session_state.get(RUN_STARTED, asked)
     try:
         while True:
             box.info(place_text(runs.place(ticket), what, runs.slots))  # each update lets Streamlit stop a rerun
             try:
                 result = runs.result(ticket, timeout=POLL)
                 LOGGER.info(
-                    "run queue: %s after %.2f s (%d ahead when asked, %d waiting now)",
+                    "run queue: %s after %.2f s (asked %.2f s into its page's run, %d ahead, %d waiting now)",
                     what,
                     time.monotonic() - asked,
+                    into,
                     first.ahead,
                     runs.waiting(),
                 )
