@@ -11,6 +11,9 @@ wait estimated from the durations of the runs before it. Nothing here knows Stre
 
 from __future__ import annotations
 
+import atexit
+import ctypes
+import ctypes.util
 import os
 import threading
 import time
@@ -48,6 +51,20 @@ def slots_setting(text: str | None = None) -> int:
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_SLOTS:
         raise ParameterError(f"{SLOTS_ENV} must be a whole number of runs at a time, 1 to {MAX_SLOTS}; got {text!r}")
     return int(text)
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's malloc_trim(0), or a no-op elsewhere: runs allocate and free large tensors in the queue's threads,
+    and without a trim the freed pages stay with the process (its resident memory grew run after run)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        trim = None
+    return (lambda: trim(0)) if trim is not None else (lambda: None)
+
+
+TRIM = _malloc_trim()
 
 
 def nbytes(value: Any) -> int:
@@ -157,9 +174,11 @@ class RunQueue:
         self._kept_bytes = 0
         self._pinned: dict[Hashable, Any] = {}
         self._durations: dict[Hashable, float] = {}
+        self._closed = False
         self._workers = [threading.Thread(target=self._work, name=f"run-queue-{i}", daemon=True) for i in range(slots)]
         for worker in self._workers:
             worker.start()
+        atexit.register(self.close)  # a thread still inside torch when Python exits aborts the process
 
     # -- asking
 
@@ -174,6 +193,8 @@ class RunQueue:
         """A ticket for the result of `work()`, run once for every ask with this key; a background job waits until
         nothing else does."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the run queue is closed: the server is stopping")
             for store in (self._pinned, self._kept):
                 if key in store:
                     self.counts.reused += 1
@@ -250,6 +271,20 @@ class RunQueue:
         with self._lock:
             return self._kept_bytes
 
+    def close(self, timeout: float = 60) -> None:
+        """Drop the jobs not started, let the running ones finish (up to `timeout` s), and stop the workers."""
+        with self._lock:
+            self._closed = True
+            for job in (*self._waiting, *self._later):
+                job.future.cancel()
+            self._waiting.clear()
+            self._later.clear()
+            self._lock.notify_all()
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            if worker is not threading.current_thread():
+                worker.join(max(0.0, deadline - time.monotonic()))
+
     # -- running
 
     def _expected(self, kind: Hashable) -> float | None:
@@ -260,8 +295,10 @@ class RunQueue:
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not (self._waiting or self._later):
+                while not (self._waiting or self._later or self._closed):
                     self._lock.wait()
+                if self._closed:
+                    return
                 job = (self._waiting or self._later).popleft()
                 job.started = time.monotonic()
                 self._running[job.key] = job
@@ -281,6 +318,7 @@ class RunQueue:
                 self.counts.computed += 1
                 self._keep(job.key, value, job.pinned)
             job.future.set_result(value)
+            TRIM()
 
     def _keep(self, key: Hashable, value: Any, pinned: bool) -> None:
         if pinned:

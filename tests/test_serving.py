@@ -193,3 +193,19 @@ def test_shared_results_are_read_only_and_their_bytes_counted():
         trace.owner[0] = 1
     with pytest.raises(ValueError, match="read-only"):
         trace.meta["extra"][0][0] = 2
+
+
+def test_closing_drops_what_waits_lets_the_running_job_finish_and_stops_the_workers():
+    gate, runs = Gate(), RunQueue(slots=1)
+    running = runs.submit("running", gate.job("running"))
+    settle(runs, 1)
+    waiting = runs.submit("waiting", gate.job("waiting"))
+    closer = threading.Thread(target=runs.close)
+    closer.start()
+    time.sleep(0.1)
+    gate.open.set()  # the running job finishes; nothing else starts
+    closer.join(5)
+    assert runs.result(running, 5) == "running" and waiting.future.cancelled()
+    assert not any(worker.is_alive() for worker in runs._workers) and gate.order == ["running"]
+    with pytest.raises(RuntimeError, match="closed"):
+        runs.submit("late", gate.job("late"))
