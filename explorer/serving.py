@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -67,42 +67,35 @@ def _malloc_trim() -> Callable[[], object]:
 TRIM = _malloc_trim()
 
 
-def nbytes(value: Any) -> int:
-    """Bytes held by the arrays and tensors in a value (dataclass fields, dicts, lists, tuples), counted once."""
+def arrays_in(value: Any) -> Iterator[np.ndarray | torch.Tensor]:
+    """The numpy arrays and torch tensors in a value (dataclass fields, dicts, lists, tuples), each once."""
     seen: set[int] = set()
-
-    def walk(item: Any) -> int:
+    pending = [value]
+    while pending:
+        item = pending.pop()
         if id(item) in seen:
-            return 0
+            continue
         seen.add(id(item))
-        if isinstance(item, np.ndarray):
-            return item.nbytes
-        if isinstance(item, torch.Tensor):
-            return item.element_size() * item.nelement()
-        if is_dataclass(item) and not isinstance(item, type):
-            return sum(walk(getattr(item, f.name)) for f in fields(item))
-        if isinstance(item, dict):
-            return sum(walk(v) for v in item.values())
-        if isinstance(item, (list, tuple)):
-            return sum(walk(v) for v in item)
-        return 0
+        if isinstance(item, (np.ndarray, torch.Tensor)):
+            yield item
+        elif is_dataclass(item) and not isinstance(item, type):
+            pending += [getattr(item, f.name) for f in fields(item)]
+        elif isinstance(item, dict):
+            pending += item.values()
+        elif isinstance(item, (list, tuple)):
+            pending += item
 
-    return walk(value)
+
+def nbytes(value: Any) -> int:
+    """Bytes held by the arrays and tensors in a value, each counted once."""
+    return sum(a.nbytes if isinstance(a, np.ndarray) else a.element_size() * a.nelement() for a in arrays_in(value))
 
 
 def freeze(value: Any) -> Any:
     """Make the numpy arrays in a value read-only: a result shared by many sessions must never change under them."""
-    if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif is_dataclass(value) and not isinstance(value, type):
-        for f in fields(value):
-            freeze(getattr(value, f.name))
-    elif isinstance(value, dict):
-        for item in value.values():
-            freeze(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            freeze(item)
+    for array in arrays_in(value):
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
     return value
 
 
