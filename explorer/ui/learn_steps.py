@@ -57,24 +57,27 @@ class Lab:
     labels: list[str] | None
     sample: str  # the bundled sample's name (a key of video.SAMPLES)
 
-    def trace(
-        self, reducer: str, params: Mapping[str, Any] | None = None, saliency: bool = False, wait: bool = True
-    ) -> Trace:
-        """One run, made once for the server and kept (runs.py), with attention recorded only when `saliency`;
-        wait=False only asks for it."""
-        return runs.trace(
+    def trace(self, reducer: str, params: Mapping[str, Any] | None = None, saliency: bool = False) -> Trace:
+        """One run, made once for the server and kept (runs.py), with attention recorded only when `saliency`."""
+        return runs.trace(reducer, **self.run(params, saliency))
+
+    def ask(self, reducer: str, params: Mapping[str, Any] | None = None, saliency: bool = False) -> None:
+        """Ask for that run in the background, without waiting for it (the server's warm-up)."""
+        runs.ask(reducer=reducer, background=True, **self.run(params, saliency))
+
+    def run(self, params: Mapping[str, Any] | None, saliency: bool) -> dict[str, Any]:
+        """The arguments of one of the tour's runs but its reducer: every one pinned for the server's life."""
+        return dict(
             clip_key=self.clip_key,
             _clip=self.clip,
             model_key=self.model_key,
             _model=self.model,
             labels=self.labels,
-            reducer=reducer,
             params=tuple(sorted((params or {}).items())),
             device="auto",
             timing_runs=TIMING_RUNS,
             saliency=SaliencySpec() if saliency else None,
             pinned=True,
-            wait=wait,
         )
 
 

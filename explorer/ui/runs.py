@@ -37,7 +37,7 @@ def queue() -> RunQueue:
     return RunQueue(slots_setting())
 
 
-def trace(
+def ask(
     clip_key: str,
     _clip: Clip,
     model_key: tuple,
@@ -51,11 +51,11 @@ def trace(
     precision: str = "auto",
     window: int | None = None,
     pinned: bool = False,
-    wait: bool = True,
-) -> Trace:
-    """One run of analyze(), through the queue: the keys (clip_key, model_key) stand for the clip and the model.
-    `pinned` keeps the result for the server's life (the tour's runs); wait=False only asks, in the background
-    (after every run a session waits for), and returns None."""
+    background: bool = False,
+) -> Ticket:
+    """Ask the queue for one run of analyze(): the keys (clip_key, model_key) stand for the clip and the model.
+    `pinned` keeps the result for the server's life (the tour's runs); a `background` run waits until no session
+    waits for one."""
     labelled = tuple(labels) if labels else None
     key = (clip_key, model_key, labelled, reducer, params, device, timing_runs, saliency, precision, window)
 
@@ -76,8 +76,12 @@ def trace(
         )
 
     kind = (model_key, reducer, timing_runs, saliency is not None)
-    ticket = queue().submit(key, work, kind=kind, pinned=pinned, background=not wait)
-    return wait_for(ticket, "the dense model" if reducer == "none" else reducer) if wait else None  # type: ignore[return-value]
+    return queue().submit(key, work, kind=kind, pinned=pinned, background=background)
+
+
+def trace(reducer: str, **run: Any) -> Trace:
+    """One run (ask's arguments), waited for on the page: its place in the line shows meanwhile."""
+    return wait_for(ask(reducer=reducer, **run), "the dense model" if reducer == "none" else reducer)
 
 
 def mark_page_run() -> None:
@@ -93,11 +97,13 @@ def wait_for(ticket: Ticket, what: str) -> Any:
         runs.leave(ticket)
         return runs.result(ticket)
     box = st.empty()
-    asked, first = time.monotonic(), runs.place(ticket)
+    asked, first = time.monotonic(), None
     into = asked - st.session_state.get(RUN_STARTED, asked)
     try:
         while True:
-            box.info(place_text(runs.place(ticket), what, runs.slots))  # each update lets Streamlit stop a rerun
+            place = runs.place(ticket)
+            first = first or place
+            box.info(place_text(place, what, runs.slots))  # each update lets Streamlit stop a rerun
             try:
                 result = runs.result(ticket, timeout=POLL)
                 LOGGER.info(

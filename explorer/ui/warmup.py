@@ -34,7 +34,7 @@ def warm_server() -> str | None:
     except USER_ERRORS as error:
         return str(error)
     for reducer, params, saliency in learn_steps.tour_runs():
-        lab.trace(reducer, params, saliency, wait=False)
+        lab.ask(reducer, params, saliency)
     draw_each_chart(lab)
     return None
 
