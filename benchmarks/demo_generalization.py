@@ -28,7 +28,7 @@ from explorer.analyze import DEMO_WEIGHTS
 from explorer.forward import reduced_forward
 from explorer.models.reducers import make_reducer
 from explorer.models.video_vit import VideoViT, normalize_video
-from explorer.models.weights import load_model
+from explorer.models.weights import load_model, training_chain
 from explorer.synthetic import LABELS, held_out_seeds, motion_clip
 
 
@@ -123,10 +123,7 @@ def main() -> None:
         "first": (np.stack([clip for clip, _ in first]), np.array([label for _, label in first])),
     }
     training = report.training or {}
-    seconds, record = 0.0, training
-    while record:  # a chain of runs, each going on from the one before: every run's time
-        seconds += record.get("train_seconds", 0.0)
-        record = record.get("init_training") or {}
+    seconds = sum(run.get("train_seconds", 0.0) for run in training_chain(training))  # every run of the chain
     trained = f"trained in {seconds / 60:.0f} min on {training.get('device', '?')}" if seconds else "no training record"
     with torch.inference_mode():
         result = measure(model, sets, args.reducers, args.budget)

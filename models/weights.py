@@ -87,6 +87,16 @@ class CheckpointError(ValueError):
     """A file that cannot be loaded as a video ViT; the message names file, key and shapes."""
 
 
+def training_chain(record: dict | None) -> list[dict]:
+    """A training record and those it nests, newest first: a run that went on from saved weights (train --init)
+    keeps their record under "init_training"."""
+    chain = []
+    while record:
+        chain.append(record)
+        record = record.get("init_training")
+    return chain
+
+
 @dataclass
 class LoadReport:
     source: str
@@ -111,10 +121,7 @@ class LoadReport:
             if keys
         ]
         if self.training:
-            t, chain = self.training, []
-            while t:  # a run that went on from saved weights nests their record (train --init)
-                chain.append(t)
-                t = t.get("init_training") or {}
+            chain = training_chain(self.training)
             t = chain[0]
             runs = f"{len(chain)} runs, " if len(chain) > 1 else ""
             steps = sum(run["settings"]["steps"] for run in chain)
