@@ -237,6 +237,13 @@ class App:
         assert not self.errors, f"JavaScript errors {what}: {self.errors}"
 
 
+def new_context(browser, timeout_ms: int = TIMEOUT_MS, **options):
+    """A browser context (its own cookies, so its own Streamlit sessions) at the tests' window size and timeout."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, **options)
+    context.set_default_timeout(timeout_ms)
+    return context
+
+
 def configure_small_run(app: App, url: str) -> None:
     """Open the app and make it run the tiny model on 8 frames of 112 px, like a user would.
 
@@ -317,8 +324,7 @@ def burst(browser, urls: list[str], timeout_ms: int = TIMEOUT_MS) -> tuple[list[
     wait until each page has drawn its overlay and finished its run. The tabs share one browser context, so its
     cache: on a 2-core machine the browser's own work for 30 tabs would otherwise outweigh the server's (a class
     has a machine each). Returns the visits and the open context (close it to end the sessions)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(timeout_ms)
+    context = new_context(browser, timeout_ms)
     context.add_init_script(MARKS)
     apps = [App(context.new_page()) for _ in urls]
     for app, url in zip(apps, urls):

@@ -16,7 +16,7 @@ import pytest
 
 from explorer.models.reducers import REDUCERS
 from explorer.video import SAMPLES, sample_path
-from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, burst, configure_small_run, find_chromium
+from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, App, Server, burst, configure_small_run, find_chromium, new_context
 from tests.conftest import write_video
 from tests.test_scan_views import LONG, make_windows, write_scan
 
@@ -66,8 +66,7 @@ def open_app(browser, server, tmp_path):
     contexts, apps = [], []
 
     def make() -> App:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        context.set_default_timeout(TIMEOUT_MS)
+        context = new_context(browser, accept_downloads=True)
         contexts.append(context)
         app = App(context.new_page())
         apps.append(app)
@@ -232,8 +231,7 @@ def test_two_sessions_keep_their_own_state(open_app):
 def test_the_scan_page_shows_a_scan_folder_and_opens_a_window_in_the_explorer(browser, server, tmp_path):
     video = str(sample_path(next(iter(SAMPLES))))
     folder = write_scan(tmp_path / "scan", make_windows().replace({"video": {LONG: video}}))
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser)
     app = App(context.new_page())
     start = server.log_size()
     try:
@@ -302,8 +300,7 @@ def played_bytes(app: App) -> bytes:
 def test_a_shared_server_opens_no_path_a_link_names_and_says_why(browser, tmp_path):
     """TOKEN_EXPLORER_SHARED=1: Local path, Weights and Scan are not offered, whatever the link says."""
     served = Server(tmp_path / "shared.log", env={"TOKEN_EXPLORER_SHARED": "1"})
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser)
     app = App(context.new_page())
     secret = tmp_path / "secret.mp4"
     write_video(secret, np.zeros((8, 64, 64, 3), np.uint8), fps=8)
@@ -345,8 +342,7 @@ def test_the_learn_page_goes_through_every_step_and_draws_each_view(browser, ser
 
     from explorer.ui.learn_steps import STEPS
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser)
     app = App(context.new_page())
     start = server.log_size()
     try:
