@@ -188,13 +188,12 @@ class RunQueue:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the run queue is closed: the server is stopping")
-            for store in (self._pinned, self._kept):
-                if key in store:
-                    self.counts.reused += 1
-                    if store is self._kept:
-                        self._kept.move_to_end(key)
-                    value = store[key] if store is self._pinned else self._kept[key][0]
-                    return Ticket(key, None, _resolved(value))
+            if key in self._pinned or key in self._kept:
+                self.counts.reused += 1
+                if key in self._kept:
+                    self._kept.move_to_end(key)
+                value = self._pinned[key] if key in self._pinned else self._kept[key][0]
+                return Ticket(key, None, _resolved(value))
             job = self._running.get(key) or next((j for j in (*self._waiting, *self._later) if j.key == key), None)
             if job is not None:
                 job.waiters += 1
