@@ -10,6 +10,8 @@ clip and model, and every run its steps can show (learn_steps.tour_runs), asked 
 
 from __future__ import annotations
 
+import gc
+
 import av  # noqa: F401
 import cv2  # noqa: F401
 import pandas  # noqa: F401
@@ -36,7 +38,17 @@ def warm_server() -> str | None:
     for reducer, params, saliency in learn_steps.tour_runs():
         lab.ask(reducer, params, saliency)
     draw_each_chart(lab)
+    freeze_what_is_loaded()
     return None
+
+
+def freeze_what_is_loaded() -> None:
+    """Move every object alive now (the modules of torch, timm, plotly, pandas, … and the demo model: half a
+    million objects) out of the garbage collector's sight. Streamlit runs a full collection after each script
+    and fragment run (runner.postScriptGC); with those objects in view it held the interpreter 0.25 s each time,
+    every session waiting on it. They live as long as the server, so the collector has nothing to find in them."""
+    gc.collect()
+    gc.freeze()
 
 
 def draw_each_chart(lab: learn_steps.Lab) -> None:
