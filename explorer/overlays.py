@@ -6,6 +6,7 @@ the cell is that token's own (where it was embedded), and per-token values.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -459,9 +460,38 @@ def draw_frames(
 def _label(tile: np.ndarray, text: str) -> None:
     """White text with a dark outline, scaled to the tile so it stays small on small frames."""
     scale = 0.45 * min(1.0, tile.shape[1] / 224)
-    origin = (4, 4 + int(24 * scale))
-    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 if scale > 0.3 else 2, cv2.LINE_AA)
-    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    outline, fill, rise = _text_coverage(text, scale, 3 if scale > 0.3 else 2)
+    top, left = 4 + int(24 * scale) - rise, 4 - TEXT_PAD  # where the patch's corner falls on the tile
+    rows = slice(max(0, -top), min(outline.shape[0], tile.shape[0] - top))
+    cols = slice(max(0, -left), min(outline.shape[1], tile.shape[1] - left))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return
+    spot = np.s_[top + rows.start : top + rows.stop, left + cols.start : left + cols.stop]
+    patch = tile[spot].astype(np.float32)
+    patch *= 1 - outline[rows, cols, None]
+    patch += (255 - patch) * fill[rows, cols, None]
+    tile[spot] = np.rint(patch).astype(np.uint8)
+
+
+TEXT_PAD = 4  # px around a label's text: room for its outline
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_coverage(text: str, scale: float, thickness: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """How much the outline and the fill of `text` cover each pixel of a patch around it (0-1, read-only), and
+    the baseline's height in that patch. Kept for the process: OpenCV sets its Hershey font up again in each
+    thread that first draws text (about 20 ms), and Streamlit runs each script run in a thread of its own."""
+    (width, height), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    shape = (height + below + 2 * TEXT_PAD, width + 2 * TEXT_PAD)
+    rise = TEXT_PAD + height
+    masks = []
+    for weight in (thickness, 1):
+        canvas = np.zeros(shape, np.uint8)
+        cv2.putText(canvas, text, (TEXT_PAD, rise), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, weight, cv2.LINE_AA)
+        mask = canvas.astype(np.float32) / 255
+        mask.flags.writeable = False
+        masks.append(mask)
+    return masks[0], masks[1], rise
 
 
 def tile_images(tiles: list[np.ndarray], columns: int, gap: int = 4) -> np.ndarray:

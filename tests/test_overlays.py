@@ -276,3 +276,33 @@ def test_mvit_boxes_are_drawn_centred_on_each_tokens_receptive_field():
     assert np.flatnonzero(outline[:, :105].all(axis=1)).tolist() == list(range(8, 105, 16))
     assert np.flatnonzero(outline[:105].all(axis=0)).tolist() == list(range(8, 105, 16))
     assert not outline[105:].any() and not outline[:, 105:].any()
+
+
+def test_frame_labels_look_as_opencv_draws_them_and_are_drawn_once_per_process():
+    """_label pastes text rendered once (OpenCV sets its font up again in every new thread, and Streamlit runs
+    each script run in one): the same pixels as drawing it on the tile, to one grey level, at every tile size."""
+    import threading
+
+    import cv2
+
+    from explorer.overlays import _label, _text_coverage
+
+    rng = np.random.default_rng(0)
+    text = "frame 13  t'=6"
+    for size in (16, 56, 112, 224, 320):
+        tile = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        ours, theirs = tile.copy(), tile.copy()
+        _label(ours, text)
+        scale = 0.45 * min(1.0, size / 224)
+        origin = (4, 4 + int(24 * scale))
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(theirs, text, origin, font, scale, (0, 0, 0), 3 if scale > 0.3 else 2, cv2.LINE_AA)
+        cv2.putText(theirs, text, origin, font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1, size
+        assert size < 56 or (ours != tile).any(-1).sum() > 40  # the text is there
+    before = _text_coverage.cache_info()
+    drawn = threading.Thread(target=_label, args=(np.zeros((112, 112, 3), np.uint8), text))
+    drawn.start()
+    drawn.join()
+    after = _text_coverage.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses  # another thread, no new drawing
