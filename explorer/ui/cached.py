@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import streamlit as st
 import torch
+from plotly.graph_objects import Figure
 
 from explorer.models.video_vit import VideoViT
 from explorer.models.weights import LoadReport
 
+from .. import charts
 from ..accuracy import generalization_note, load_shipped
 from ..analyze import ModelSpec, build_model
 from ..export import mp4_bytes, playback_fps
@@ -52,6 +54,14 @@ def _model(
 @st.cache_data(show_spinner=False)
 def accuracy_table() -> dict | None:
     return load_shipped()
+
+
+@st.cache_resource(show_spinner=False)
+def accuracy_figure() -> Figure | None:
+    """The accuracy-against-budget chart, made once per server: every page shows the same one (st.plotly_chart
+    only reads it)."""
+    table = accuracy_table()
+    return None if table is None else charts.accuracy_budget(table)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -128,7 +128,7 @@ def main() -> None:
                 st.warning(f"No decoder: {error}")
         reconstruction.reconstruction_view(clip, trace, model, decoder, clip_key=run["clip_key"], model_key=model_key)
     with st.expander("Accuracy against token budget: every reducer on the demo model's held-out clips"):
-        views.accuracy_view(cached.accuracy_table())
+        views.accuracy_view(cached.accuracy_table(), cached.accuracy_figure())
 
 
 def prediction_caveat(report: LoadReport | None, choice: sidebar.VideoChoice) -> str | None:

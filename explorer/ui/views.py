@@ -460,15 +460,16 @@ def prediction_view(trace: Trace, dense: Trace, untrained: bool) -> None:
     )
 
 
-def accuracy_view(result: dict | None) -> None:
-    """The demo model's accuracy and time against token budget (python -m explorer accuracy), from its JSON."""
+def accuracy_view(result: dict | None, figure: Any) -> None:
+    """The demo model's accuracy and time against token budget (python -m explorer accuracy), from its JSON, and
+    its chart (charts.accuracy_budget, made once per server)."""
     if result is None:
         st.info(
             "No accuracy table yet: `python -m explorer accuracy --out assets --name accuracy_budget --no-html` "
             "writes it for the demo model."
         )
         return
-    st.plotly_chart(charts.accuracy_budget(result), key="chart_accuracy")
+    st.plotly_chart(figure, key="chart_accuracy")
     dense = result["rows"][0]
     st.caption(
         f"The demo model on {result['clips']} held-out generated clips ({result['device']}), dense and every "
@@ -544,10 +545,11 @@ def export_view(
     )
     cols[3].download_button(
         "Trace (summary.json + trace.npz)",
-        trace_zip(trace),
+        lambda: trace_zip(trace),
         file_name="trace.zip",
         mime="application/zip",
         key="download_trace",
+        on_click="ignore",
     )
     st.caption(
         f"**PNG**: the picture above. **GIF** and **MP4** (H.264, plays in browsers): this overlay on every "
