@@ -1,13 +1,17 @@
-"""A class at once: N browser sessions opening the app together, on a fresh server and then on a warm one.
+"""A class at once: N sessions opening the app together, on a fresh server and then on a warm one.
 
-    PYTHONPATH=. python benchmarks/classroom_load.py [--fresh 8] [--warm 30] [--model demo|small] [--json FILE]
+    PYTHONPATH=. python benchmarks/classroom_load.py [--fresh 8] [--warm 30] [--model demo|small]
+        [--clients browser|wire] [--app-files cold|cached] [--json FILE]
 
 Serves the app (`streamlit run app.py`, its disconnected sessions kept 10 s instead of Streamlit's 120 s, so
 that their release shows within the run), opens --fresh sessions at once on the teacher's link (the explorer's
 default view) of a server that has not run anything, closes them, then opens --warm sessions at once, each with
 its own setting (ToMe or RLT at a different r or tau), closes them too. Each page notes, in the page itself, when
 it first says where its run stands (its place in the run queue, its run under way, or the notice of a server still
-starting) and when its first overlay has loaded (tests/browser.py: MARKS). Prints, per burst: the pages with an
+starting) and when its first overlay has loaded (tests/browser.py: MARKS). The sessions are chromium tabs on this
+machine (--clients browser), or (--clients wire, tests/wire.py) sessions that speak Streamlit's websocket protocol
+as a browser elsewhere would, fetching the page, the files it names (unless --app-files cached: a browser that has
+them from an earlier visit) and each overlay image, and note the same three times. Prints, per burst: the pages with an
 exception or a script error, p50/p95/max of both times, the target for the overlay (sessions / runs at a time x
 one run's time + 2 s, one run's time measured here in-process, median of 3) and the server's resident memory
 before, at its peak during, and after the sessions have closed and been released.
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tests import wire
 from tests.browser import CHROMIUM_ARGS, Server, burst, find_chromium, resident_mb
 
 # Tabs the browser does not show would otherwise have their timers and drawing slowed down: a class has a screen each.
@@ -156,18 +161,85 @@ def report_burst(name: str, visits, slots: int, run_seconds: float, memory: dict
     return figures
 
 
-def close_and_release(contexts, server: Server, browser) -> float:
-    """Close the sessions' pages; wait past the reconnect TTL, then open and close one more page: Streamlit drops
-    expired sessions when its session store next changes (a disconnect); the server's memory after that."""
-    for context in contexts:
-        context.close()
+class Browsers:
+    """The class as headless chromium tabs on this machine: what a person sees, but each tab's loading and drawing
+    takes the server's own cores."""
+
+    def __init__(self, playwright) -> None:
+        self.browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS + EVERY_TAB_SHOWN)
+        self.contexts: list = []
+
+    def open(self, urls: list[str]) -> list:
+        visits, self.contexts = burst(self.browser, urls)
+        return visits
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+    def one_more(self, url: str) -> None:
+        visit = self.browser.new_page()
+        visit.goto(url)
+        visit.wait_for_selector('[data-testid="stElementContainer"]', timeout=60_000)
+        visit.close()
+
+
+class WireClients:
+    """The class as sessions that speak Streamlit's websocket protocol (tests/wire.py): what the server does for
+    browsers on other machines, with almost none of this machine's cores spent on the clients. Each session ends
+    once every one has its overlay."""
+
+    def __init__(self, app_files: bool) -> None:
+        self.app_files = app_files
+
+    def open(self, urls: list[str]) -> list:
+        return wire.burst(urls, app_files=self.app_files)
+
+    def close(self) -> None:
+        pass
+
+    def one_more(self, url: str) -> None:
+        wire.visit(url, timeout=60, app_files=False)
+
+
+def close_and_release(clients, server: Server) -> float:
+    """Close the sessions; wait past the reconnect TTL, then open and close one more: Streamlit drops expired
+    sessions when its session store next changes (a disconnect); the server's memory after that."""
+    clients.close()
     time.sleep(RELEASE_TTL + 5)
-    visit = browser.new_page()
-    visit.goto(server.url)
-    visit.wait_for_selector('[data-testid="stElementContainer"]', timeout=60_000)
-    visit.close()
+    clients.one_more(server.url)
     time.sleep(5)
     return resident_mb(server.process.pid)
+
+
+def run_bursts(clients, server: Server, args, slots: int, run_seconds: float) -> dict:
+    memory = Memory(server.process.pid)
+    link = f"{server.url}/?{urlencode(MODELS[args.model])}"
+    settings = [
+        {**MODELS[args.model], "reducer": "tome", "param.tome.r": str(4 + 4 * i)}
+        if i % 2 == 0
+        else {**MODELS[args.model], "reducer": "rlt", "param.rlt.tau": f"{0.02 + 0.02 * i:.2f}"}
+        for i in range(args.warm)
+    ]
+    bursts = {
+        "fresh": (f"fresh server, {args.fresh} on one link", [link] * args.fresh),
+        "warm": (
+            f"warm server, {args.warm} each with its own setting",
+            [f"{server.url}/?{urlencode(s)}" for s in settings],
+        ),
+    }
+    results = {}
+    for name, (title, urls) in bursts.items():
+        if not urls:
+            continue
+        before, logged = memory.reset(), server.log_size()
+        visits = clients.open(urls)
+        during = memory.top
+        after = close_and_release(clients, server)
+        figures = {"before": before, "peak": during, "after": after}
+        results[name] = report_burst(title, visits, slots, run_seconds, figures, server.log(logged))
+    memory.stop()
+    return results
 
 
 def main() -> None:
@@ -175,6 +247,18 @@ def main() -> None:
     parser.add_argument("--fresh", type=int, default=8, help="sessions at once on a fresh server")
     parser.add_argument("--warm", type=int, default=30, help="sessions at once on the warm server")
     parser.add_argument("--model", choices=list(MODELS), default="demo")
+    parser.add_argument(
+        "--clients",
+        choices=["browser", "wire"],
+        default="browser",
+        help="chromium tabs on this machine, or sessions speaking Streamlit's protocol (browsers elsewhere)",
+    )
+    parser.add_argument(
+        "--app-files",
+        choices=["cold", "cached"],
+        default="cold",
+        help="wire clients: fetch the page and the ~60 files it names (a browser's first visit), or the page alone",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -185,40 +269,23 @@ def main() -> None:
     run_seconds = one_run_seconds(args.model)
     print(
         f"{os.cpu_count()} CPU cores, {slots} run(s) at a time; one run ({args.model}, ToMe, 5 timed runs): "
-        f"{run_seconds:.2f} s"
+        f"{run_seconds:.2f} s; clients: {args.clients}"
+        + (f", app files {args.app_files}" if args.clients == "wire" else "")
     )
     server = Server(
         Path(tempfile.mkdtemp()) / "streamlit.log", extra=["--server.disconnectedSessionTTL", str(RELEASE_TTL)]
     )
     results: dict = {"cores": os.cpu_count(), "slots": slots, "model": args.model, "one_run_s": run_seconds}
+    results |= {"clients": args.clients, "app_files": args.app_files if args.clients == "wire" else None}
     try:
         server.wait_ready()
-        memory = Memory(server.process.pid)
-        link = f"{server.url}/?{urlencode(MODELS[args.model])}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS + EVERY_TAB_SHOWN)
-            before, logged = memory.reset(), server.log_size()
-            visits, contexts = burst(browser, [link] * args.fresh)
-            during = memory.top
-            after = close_and_release(contexts, server, browser)
-            fresh = {"before": before, "peak": during, "after": after}
-            title = f"fresh server, {args.fresh} on one link"
-            results["fresh"] = report_burst(title, visits, slots, run_seconds, fresh, server.log(logged))
-            before, logged = memory.reset(), server.log_size()
-            settings = [
-                {**MODELS[args.model], "reducer": "tome", "param.tome.r": str(4 + 4 * i)}
-                if i % 2 == 0
-                else {**MODELS[args.model], "reducer": "rlt", "param.rlt.tau": f"{0.02 + 0.02 * i:.2f}"}
-                for i in range(args.warm)
-            ]
-            visits, contexts = burst(browser, [f"{server.url}/?{urlencode(s)}" for s in settings])
-            during = memory.top
-            after = close_and_release(contexts, server, browser)
-            warm = {"before": before, "peak": during, "after": after}
-            title = f"warm server, {args.warm} each with its own setting"
-            results["warm"] = report_burst(title, visits, slots, run_seconds, warm, server.log(logged))
-            browser.close()
-        memory.stop()
+        if args.clients == "wire":
+            results |= run_bursts(WireClients(args.app_files == "cold"), server, args, slots, run_seconds)
+        else:
+            with sync_playwright() as playwright:
+                browsers = Browsers(playwright)
+                results |= run_bursts(browsers, server, args, slots, run_seconds)
+                browsers.browser.close()
     finally:
         server.stop()
     if args.json:
