@@ -26,7 +26,7 @@ from ..serving import Place, RunQueue, Ticket, freeze, slots_setting
 from ..trace import Trace
 from ..video import Clip
 
-POLL = 0.2  # seconds between updates of a waiting session's place
+POLL = 0.2  # seconds between looks at a waiting session's place (redrawn when its words change)
 RUN_STARTED = "_runs_page_run_started"  # session state: when this session's current page run began (page.py)
 LOGGER = get_logger(__name__)
 
@@ -97,13 +97,16 @@ def wait_for(ticket: Ticket, what: str) -> Any:
         runs.leave(ticket)
         return runs.result(ticket)
     box = st.empty()
-    asked, first = time.monotonic(), None
+    asked, first, shown = time.monotonic(), None, ""
     into = asked - st.session_state.get(RUN_STARTED, asked)
     try:
         while True:
             place = runs.place(ticket)
             first = first or place
-            box.info(place_text(place, what, runs.slots))  # each update lets Streamlit stop a rerun
+            text = place_text(place, what, runs.slots)
+            if text != shown:  # at least once a second (its seconds); each update lets Streamlit stop a rerun
+                box.info(text)
+                shown = text
             try:
                 result = runs.result(ticket, timeout=POLL)
                 LOGGER.info(
