@@ -61,11 +61,12 @@ def playback_fps(times: Sequence[float] | np.ndarray) -> float:
     return float(np.clip((times.size - 1) / span, 1.0, MAX_FPS))
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """An RGB uint8 image as a PNG file."""
+def png_bytes(image: np.ndarray, compress_level: int = 6) -> bytes:
+    """An RGB uint8 image as a PNG file (zlib's `compress_level`, 0-9: 1 is three times faster than the default
+    6 and a third larger)."""
     _check_images([image])
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 
