@@ -6,15 +6,15 @@
 Serves the app (`streamlit run app.py`, its disconnected sessions kept 10 s instead of Streamlit's 120 s, so
 that their release shows within the run), opens --fresh sessions at once on the teacher's link (the explorer's
 default view) of a server that has not run anything, closes them, then opens --warm sessions at once, each with
-its own setting (ToMe or RLT at a different r or tau), closes them too. Each page notes, in the page itself, when
-it first says where its run stands (its place in the run queue, its run under way, or the notice of a server still
-starting) and when its first overlay has loaded (tests/browser.py: MARKS). The sessions are chromium tabs on this
-machine (--clients browser), or (--clients wire, tests/wire.py) sessions that speak Streamlit's websocket protocol
-as a browser elsewhere would, fetching the page, the files it names (unless --app-files cached: a browser that has
-them from an earlier visit) and each overlay image, and note the same three times. Prints, per burst: the pages with an
+its own setting (ToMe or RLT at a different r or tau), closes them too. Each page notes when it first says where
+its run stands (its place in the run queue, its run under way, or the notice of a server still starting) and
+when its first overlay has loaded. The sessions are chromium tabs on this machine (--clients browser; the marks
+are tests/browser.py's MARKS), or sessions that speak Streamlit's websocket protocol as a browser elsewhere would
+(--clients wire, tests/wire.py), fetching the page, the ~60 files it names (not with --app-files cached: a
+browser that has them from an earlier visit) and each overlay image. Prints, per burst: the pages with an
 exception or a script error, p50/p95/max of both times, the target for the overlay (sessions / runs at a time x
-one run's time + 2 s, one run's time measured here in-process, median of 7, 3 for ViT-S) and the server's resident memory
-before, at its peak during, and after the sessions have closed and been released.
+one run's time + 2 s; one run's time measured here in-process, the median of 7, of 3 for ViT-S) and the
+server's resident memory before, at its peak during, and after the sessions have closed and been released.
 """
 
 from __future__ import annotations
