@@ -51,12 +51,20 @@ class Files:
         self.connection = http.client.HTTPConnection(netloc, timeout=60)
 
     def get(self, path: str) -> bytes:
-        self.connection.request("GET", path)
-        answer = self.connection.getresponse()
+        try:
+            answer = self._ask(path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # the server closed the idle connection (uvicorn keeps one alive 5 s): a browser opens a new one
+            self.connection.close()
+            answer = self._ask(path)
         body = answer.read()
         if answer.status != 200:
             raise OSError(f"GET {path}: HTTP {answer.status}")
         return body
+
+    def _ask(self, path: str) -> http.client.HTTPResponse:
+        self.connection.request("GET", path)
+        return self.connection.getresponse()
 
     def close(self) -> None:
         self.connection.close()
@@ -142,9 +150,14 @@ def burst(urls: list[str], timeout: float = 120, app_files: bool = True) -> list
 
     def one(index: int) -> None:
         gate.wait()
-        arrived = []
-        visits[index] = visit(urls[index], timeout, lambda: arrived.append(arrive()), app_files)
-        if not arrived:  # it failed before its connection: the others need not wait for it
+        arrived = threading.Event()
+
+        def hold() -> None:
+            arrived.set()
+            arrive()
+
+        visits[index] = visit(urls[index], timeout, hold, app_files)
+        if not arrived.is_set():  # it failed before its connection: the others need not wait for it
             arrive()
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(urls))]
