@@ -11,8 +11,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 if get_script_run_ctx() is None:  # the server, finding its app: `app = st.App(...)` is what `streamlit run` looks for
-    from explorer.ui.server import PAGE, lifespan
+    from explorer.ui.server import MIDDLEWARE, PAGE, lifespan
 
-    app = st.App(PAGE, lifespan=lifespan)
+    app = st.App(PAGE, lifespan=lifespan, middleware=MIDDLEWARE)
 else:
     runpy.run_module("explorer.ui.page", run_name="__main__")

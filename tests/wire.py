@@ -11,6 +11,7 @@ Standard library, protobufs from streamlit and the `websockets` package that its
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import re
 import threading
@@ -58,12 +59,14 @@ class Files:
             self.connection.close()
             answer = self._ask(path)
         body = answer.read()
+        if answer.getheader("content-encoding") == "gzip":
+            body = gzip.decompress(body)
         if answer.status != 200:
             raise OSError(f"GET {path}: HTTP {answer.status}")
         return body
 
     def _ask(self, path: str) -> http.client.HTTPResponse:
-        self.connection.request("GET", path)
+        self.connection.request("GET", path, headers={"Accept-Encoding": "gzip"})  # as every browser does
         return self.connection.getresponse()
 
     def close(self) -> None:

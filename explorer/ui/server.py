@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from starlette.middleware import Middleware
+
+from explorer.ui.frontend_files import FrontendFiles
 
 PAGE = Path(__file__).with_name("page.py")
 
@@ -55,4 +58,6 @@ def answer_without_delay() -> None:
             sock.detach()  # the descriptor stays the server's
 
 
-app = st.App(PAGE, lifespan=lifespan)
+MIDDLEWARE = [Middleware(FrontendFiles)]
+# `streamlit run` finds the app by reading this file for an `app = st.App(...)` assignment: keep it literal.
+app = st.App(PAGE, lifespan=lifespan, middleware=MIDDLEWARE)
