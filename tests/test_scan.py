@@ -156,14 +156,15 @@ def test_resuming_after_an_interruption_writes_no_duplicates(scanned, dataset, t
 
 def test_a_killed_scan_goes_on_where_it_stopped(dataset, tmp_path):
     """SIGKILL mid-scan (a window may be cut short in the journal); the same command again completes it."""
-    long = write_video(tmp_path / "longer.mp4", np.concatenate([motion_clip(s)[0] for s in held_out_seeds(12)]))
+    windows = 24  # enough that the scan cannot finish between two looks at its journal (it did with 12)
+    long = write_video(tmp_path / "longer.mp4", np.concatenate([motion_clip(s)[0] for s in held_out_seeds(windows)]))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "explorer", "scan", str(long), "--out", str(out), "--reducers", "rlt", "--quiet"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / JOURNAL
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if journal.exists() and journal.read_text().count('"kind": "rows"') >= 3:
+        if journal.exists() and journal.read_text().count('"kind": "rows"') >= 1:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
@@ -171,11 +172,11 @@ def test_a_killed_scan_goes_on_where_it_stopped(dataset, tmp_path):
     with journal.open("a") as file:  # as if the kill came halfway through a line
         file.write('{"kind": "rows", "rows": [{"vid')
     before = journal.read_text().count('"kind": "rows"') - 1
-    assert 3 <= before < 12
+    assert 1 <= before < windows
     assert main(command[3:]) == 0
     result = load(out)
-    assert result.summary["run"]["windows"] == 12 - before
-    assert len(result.windows) == 12 * 2 and not result.windows.duplicated(ROW_KEYS).any()
+    assert result.summary["run"]["windows"] == windows - before
+    assert len(result.windows) == windows * 2 and not result.windows.duplicated(ROW_KEYS).any()
 
 
 def test_a_scan_with_other_settings_is_refused_in_the_same_folder(dataset, tmp_path):
