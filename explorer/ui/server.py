@@ -4,7 +4,8 @@ an st.App whose start-up loads what every session needs before the first one arr
 The lifespan runs once, when the server starts and before it answers: it imports the libraries (warmup.py) and
 prepares the demo model, the default sample and the guided tour's runs (warmup.warm_server), so that a class
 opening the teacher's link on a fresh server finds nothing left to load. Sessions then run page.py as usual.
-It also turns off the 40 ms delay that Streamlit's listening socket gives every kept-alive answer.
+It also turns off the 40 ms delay that Streamlit's listening socket gives every kept-alive answer, and the
+browser app's scripts go gzip-compressed (frontend_files.py).
 """
 
 from __future__ import annotations
