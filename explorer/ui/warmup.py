@@ -24,7 +24,7 @@ import torch  # noqa: F401
 
 from explorer.errors import USER_ERRORS
 
-from . import learn_steps
+from . import cached, learn_steps
 
 
 @st.cache_resource(show_spinner=False)
@@ -58,7 +58,6 @@ def draw_each_chart(lab: learn_steps.Lab) -> None:
     from explorer.models.reducers import make_reducer
 
     from .. import charts
-    from ..accuracy import load_shipped
     from ..analyze import analyze
 
     made = {
@@ -73,9 +72,9 @@ def draw_each_chart(lab: learn_steps.Lab) -> None:
         charts.cluster_sizes(tome, tome.layers),
         charts.token_timeline(tome, 1),
     ]
-    table = load_shipped()
-    if table is not None:
-        figures.append(charts.accuracy_budget(table))
+    accuracy = cached.accuracy_figure()  # the one every page shows, made here for the first session
+    if accuracy is not None:
+        figures.append(accuracy)
     for figure in figures:
         plotly.io.to_json(figure, validate=True)
 
