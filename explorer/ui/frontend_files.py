@@ -40,6 +40,8 @@ class FrontendFiles:
             if path.is_file() and path.suffix in COMPRESSIBLE
         }
         self.kept: dict[str, Response] = {}
+        base = streamlit.config.get_option("server.baseUrlPath").strip("/")  # set before the server starts
+        self.prefix = f"/{base}" if base else ""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         name = self.asked(scope)
@@ -58,12 +60,9 @@ class FrontendFiles:
         if PASS_ON & headers.keys() or b"gzip" not in headers.get(b"accept-encoding", b""):
             return None
         path = scope["path"]
-        base = streamlit.config.get_option("server.baseUrlPath").strip("/")
-        if base:
-            if not path.startswith(f"/{base}/"):
-                return None
-            path = path[len(base) + 1 :]
-        name = path.lstrip("/")
+        if not path.startswith(f"{self.prefix}/"):
+            return None
+        name = path[len(self.prefix) :].lstrip("/")
         return name if name in self.names else None
 
     def compressed(self, name: str) -> Response:
