@@ -275,10 +275,13 @@ def configure_small_run(app: App, url: str) -> None:
 # navigation) when the first element of its script's run shows (the browser has loaded the app and the server runs
 # its session), when it first shows where its run stands (a queue place, a run under way, or the notice of a server
 # still starting) and when its first overlay has loaded, so that many pages can be timed without polling each one.
+# The words of a page that says where its run stands: its place in the run queue, its run under way (ui/runs.py
+# place_text), or the notice of a server still starting (ui/page.py STARTING). A pattern for JavaScript and Python.
+PLACED = "Waiting for the model|Running .*…|This server has just started"
 MARKS = r"""(() => {
   const marks = {};
   window.__marks = marks;
-  const placed = /Waiting for the model|Running .*…|This server has just started/;
+  const placed = /__PLACED__/;
   const check = () => {
     const now = performance.now();
     if (marks.script === undefined && document.querySelector('[data-testid="stElementContainer"]')) marks.script = now;
@@ -302,7 +305,7 @@ MARKS = r"""(() => {
     setInterval(check, 50);
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();
-})()"""
+})()""".replace("__PLACED__", PLACED)
 
 
 @dataclass

@@ -24,7 +24,9 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
-PLACED = re.compile(r"Waiting for the model|Running .*…|This server has just started")  # as MARKS in browser.py
+from tests import browser
+
+PLACED = re.compile(browser.PLACED)  # the words MARKS looks for in a browser
 ASSETS = re.compile(r'(?:src|href)="(\./static/[^"]+)"')  # the files index.html names (the app's script and style)
 MAIN = 0  # RootContainer.MAIN: the delta path's first step
 
